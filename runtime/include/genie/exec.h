@@ -1,0 +1,62 @@
+/*
+ * The executor: runs decoded SRGs on a backend, owns the weight store (by
+ * fingerprint) and the resident objects (by object id: KV caches, results kept
+ * for later requests).  Each activation is freed right after its last consumer
+ * unless the graph keeps it.  One executor serves one process (embedded mode)
+ * or one MPI rank (launcher/genie-executor); it is not thread-safe.
+ */
+#ifndef GENIE_EXEC_H
+#define GENIE_EXEC_H
+
+#include <stdint.h>
+
+#include "genie/backend.h"
+#include "genie/srg.h"
+#include "genie/status.h"
+#include "genie/tensor.h"
+
+typedef struct genie_exec genie_exec_t;
+
+typedef struct genie_exec_stats {
+    uint64_t requests;          /* execute() calls                   */
+    uint64_t nodes_run;         /* nodes executed                    */
+    uint64_t weights;           /* registered weights                */
+    uint64_t weight_bytes;      /* bytes of registered weights       */
+    uint64_t residents;         /* live resident objects             */
+    uint64_t resident_bytes;    /* their bytes                       */
+    uint64_t input_bytes;       /* host bytes received as inputs     */
+    uint64_t output_bytes;      /* host bytes returned as outputs    */
+    uint64_t peak_bytes;        /* peak of live activation bytes     */
+    double   compute_s;         /* time inside backend ops           */
+    double   phase_s[GENIE_PHASE_COUNT]; /* compute time per phase   */
+} genie_exec_stats_t;
+
+genie_status_t genie_exec_create(genie_backend_t *backend, genie_exec_t **exec_p);
+void           genie_exec_destroy(genie_exec_t *exec);
+
+/* Register a weight once; a second registration of the same fingerprint is a
+ * no-op returning GENIE_OK.  `host` is contiguous data of dtype/shape. */
+genie_status_t genie_exec_register_weight(genie_exec_t *exec, uint64_t fingerprint,
+                                          genie_dtype_t dtype, int ndim,
+                                          const int64_t *shape, const void *host,
+                                          const char *name);
+int            genie_exec_has_weight(const genie_exec_t *exec, uint64_t fingerprint);
+
+/* Run a graph.  inputs: (n_inputs) host tensors for the INPUT slots (slot i is
+ * inputs[i]); outputs_p receives one host tensor per value with is_output, in
+ * value-id order (count in *n_outputs_p); caller releases each and frees the
+ * array. */
+genie_status_t genie_exec_run(genie_exec_t *exec, const genie_srg_t *srg,
+                              const genie_tensor_t *inputs, uint32_t n_inputs,
+                              genie_tensor_t **outputs_p, uint32_t *n_outputs_p);
+
+/* Drop resident objects (unknown ids are ignored: frees may race with GC). */
+void genie_exec_free_objects(genie_exec_t *exec, const uint64_t *ids, uint32_t n);
+
+/* Copy of a resident object to host (contiguous). */
+genie_status_t genie_exec_fetch(genie_exec_t *exec, uint64_t object_id, genie_tensor_t *out_p);
+
+void genie_exec_get_stats(const genie_exec_t *exec, genie_exec_stats_t *stats_p);
+const char *genie_exec_backend_name(const genie_exec_t *exec);
+
+#endif
