@@ -1,0 +1,502 @@
+/*
+ * The executor: runs a decoded SRG on one backend.
+ *
+ * A run walks the nodes in their (validated) topological order.  Before it
+ * starts we compute, for every value, the index of its last consuming node, so
+ * that an activation is released the moment nothing else needs it; values the
+ * graph returns or keeps resident are exempt.  Kept values are inserted into
+ * the resident-object table only after the whole run succeeded, so a failed
+ * request leaves the executor exactly as it was.
+ */
+#include "genie/exec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "u64map.h"
+
+struct genie_exec {
+    genie_backend_t    *backend;
+    genie_u64map_t      weights;   /* fingerprint -> weight      */
+    genie_u64map_t      objects;   /* object id   -> resident    */
+    genie_exec_stats_t  stats;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+genie_status_t genie_exec_create(genie_backend_t *backend, genie_exec_t **exec_p)
+{
+    genie_exec_t *e = calloc(1, sizeof(*e));
+
+    if (e == NULL) {
+        return genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
+    }
+    e->backend = backend;
+    genie_u64map_init(&e->weights);
+    genie_u64map_init(&e->objects);
+    *exec_p = e;
+    return GENIE_OK;
+}
+
+void genie_exec_destroy(genie_exec_t *exec)
+{
+    if (exec == NULL) {
+        return;
+    }
+    genie_u64map_clear(&exec->weights);
+    genie_u64map_clear(&exec->objects);
+    free(exec);
+}
+
+const char *genie_exec_backend_name(const genie_exec_t *exec)
+{
+    return exec->backend->iface->name;
+}
+
+/* Allocate a contiguous backend tensor of the given metadata. */
+static genie_status_t backend_alloc(genie_exec_t *exec, genie_dtype_t dt, int ndim,
+                                    const int64_t *shape, genie_tensor_t *t_p)
+{
+    genie_tensor_t t = { .dtype = dt, .ndim = ndim };
+    genie_status_t st;
+
+    memcpy(t.shape, shape, sizeof(int64_t) * (size_t)ndim);
+    genie_tensor_set_contiguous_strides(&t);
+    st = exec->backend->iface->alloc(exec->backend, genie_tensor_nbytes(&t), &t.storage);
+    if (st != GENIE_OK) {
+        return st;
+    }
+    *t_p = t;
+    return GENIE_OK;
+}
+
+/* Upload a host tensor (any strides) into a new contiguous backend tensor. */
+static genie_status_t upload(genie_exec_t *exec, const genie_tensor_t *host,
+                             genie_tensor_t *t_p)
+{
+    genie_tensor_t contig, t;
+    genie_status_t st;
+
+    st = genie_tensor_contiguous(host, &contig);
+    if (st != GENIE_OK) {
+        return st;
+    }
+    st = backend_alloc(exec, host->dtype, host->ndim, host->shape, &t);
+    if (st != GENIE_OK) {
+        goto err_release_contig;
+    }
+    st = exec->backend->iface->upload(exec->backend, genie_tensor_data(&contig),
+                                      genie_tensor_nbytes(&contig), t.storage);
+    if (st != GENIE_OK) {
+        goto err_release_t;
+    }
+    genie_tensor_release(&contig);
+    *t_p = t;
+    return GENIE_OK;
+
+err_release_t:
+    genie_tensor_release(&t);
+err_release_contig:
+    genie_tensor_release(&contig);
+    return st;
+}
+
+static int same_meta(const genie_tensor_t *t, genie_dtype_t dt, int ndim, const int64_t *shape)
+{
+    if (t->dtype != dt || t->ndim != ndim) {
+        return 0;
+    }
+    for (int d = 0; d < ndim; d++) {
+        if (t->shape[d] != shape[d]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void format_shape(char *buf, size_t len, int ndim, const int64_t *shape)
+{
+    /* 8 dims of at most 20 digits plus separators always fit in 256 bytes. */
+    size_t o = (size_t)snprintf(buf, len, "(");
+
+    for (int d = 0; d < ndim && o < len; d++) {
+        o += (size_t)snprintf(buf + o, len - o, d ? ",%lld" : "%lld", (long long)shape[d]);
+    }
+    if (o < len) {
+        snprintf(buf + o, len - o, ")");
+    }
+}
+
+genie_status_t genie_exec_register_weight(genie_exec_t *exec, uint64_t fingerprint,
+                                          genie_dtype_t dtype, int ndim,
+                                          const int64_t *shape, const void *host,
+                                          const char *name)
+{
+    genie_tensor_t h = { .dtype = dtype, .ndim = ndim };
+    genie_storage_t hs = { .data = (void *)host, .refcount = 1 };
+    genie_tensor_t t;
+    genie_status_t st;
+
+    if (genie_u64map_get(&exec->weights, fingerprint) != NULL) {
+        return GENIE_OK;
+    }
+    if ((unsigned)dtype >= GENIE_DTYPE_COUNT || ndim < 0 || ndim > GENIE_MAX_DIMS) {
+        return genie_set_error(GENIE_ERR_INVALID, "executor: weight %s has bad dtype or rank",
+                               name ? name : "?");
+    }
+    memcpy(h.shape, shape, sizeof(int64_t) * (size_t)ndim);
+    genie_tensor_set_contiguous_strides(&h);
+    hs.nbytes = genie_tensor_nbytes(&h);
+    h.storage = &hs;
+    st = upload(exec, &h, &t);
+    if (st != GENIE_OK) {
+        return st;
+    }
+    st = genie_u64map_put(&exec->weights, fingerprint, &t, name);
+    if (st != GENIE_OK) {
+        genie_tensor_release(&t);
+        return st;
+    }
+    exec->stats.weights++;
+    exec->stats.weight_bytes += hs.nbytes;
+    return GENIE_OK;
+}
+
+int genie_exec_has_weight(const genie_exec_t *exec, uint64_t fingerprint)
+{
+    return genie_u64map_get(&exec->weights, fingerprint) != NULL;
+}
+
+void genie_exec_free_objects(genie_exec_t *exec, const uint64_t *ids, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        genie_u64map_entry_t *e = genie_u64map_get(&exec->objects, ids[i]);
+        if (e != NULL) {
+            exec->stats.resident_bytes -= genie_tensor_nbytes(&e->tensor);
+            genie_u64map_del(&exec->objects, ids[i]);
+        }
+    }
+    exec->stats.residents = exec->objects.count;
+}
+
+static genie_status_t download(genie_exec_t *exec, const genie_tensor_t *src,
+                               genie_tensor_t *out_p)
+{
+    genie_tensor_t h;
+    genie_status_t st;
+
+    st = genie_tensor_alloc(src->dtype, src->ndim, src->shape, &h);
+    if (st != GENIE_OK) {
+        return st;
+    }
+    st = exec->backend->iface->download(exec->backend, src, genie_tensor_data(&h));
+    if (st != GENIE_OK) {
+        genie_tensor_release(&h);
+        return st;
+    }
+    *out_p = h;
+    return GENIE_OK;
+}
+
+genie_status_t genie_exec_fetch(genie_exec_t *exec, uint64_t object_id, genie_tensor_t *out_p)
+{
+    genie_u64map_entry_t *e = genie_u64map_get(&exec->objects, object_id);
+
+    if (e == NULL) {
+        return genie_set_error(GENIE_ERR_NOT_FOUND, "executor: no resident object %llu",
+                               (unsigned long long)object_id);
+    }
+    return download(exec, &e->tensor, out_p);
+}
+
+/* Bind a source value (INPUT / WEIGHT / RESIDENT) to a backend tensor. */
+static genie_status_t bind_source(genie_exec_t *exec, const genie_srg_value_t *v, uint32_t id,
+                                  const genie_tensor_t *inputs, uint32_t n_inputs,
+                                  genie_tensor_t *t_p)
+{
+    genie_u64map_entry_t *e;
+    char want[256], have[256];
+
+    switch (v->kind) {
+    case GENIE_VAL_INPUT:
+        if (v->ref >= n_inputs) {
+            return genie_set_error(GENIE_ERR_INVALID,
+                                   "executor: value %u reads input slot %llu but only %u inputs were sent",
+                                   id, (unsigned long long)v->ref, n_inputs);
+        }
+        if (!same_meta(&inputs[v->ref], v->dtype, v->ndim, v->shape)) {
+            format_shape(want, sizeof(want), v->ndim, v->shape);
+            format_shape(have, sizeof(have), inputs[v->ref].ndim, inputs[v->ref].shape);
+            return genie_set_error(GENIE_ERR_SHAPE,
+                                   "executor: input slot %llu is %s %s, graph expects %s %s",
+                                   (unsigned long long)v->ref,
+                                   genie_dtype_name(inputs[v->ref].dtype), have,
+                                   genie_dtype_name(v->dtype), want);
+        }
+        exec->stats.input_bytes += genie_tensor_nbytes(&inputs[v->ref]);
+        return upload(exec, &inputs[v->ref], t_p);
+    case GENIE_VAL_WEIGHT:
+    case GENIE_VAL_RESIDENT:
+        e = genie_u64map_get(v->kind == GENIE_VAL_WEIGHT ? &exec->weights : &exec->objects,
+                             v->ref);
+        if (e == NULL) {
+            return genie_set_error(GENIE_ERR_NOT_FOUND, "executor: %s %016llx (%s) is not on this executor",
+                                   v->kind == GENIE_VAL_WEIGHT ? "weight" : "object",
+                                   (unsigned long long)v->ref, v->name[0] ? v->name : "unnamed");
+        }
+        if (!same_meta(&e->tensor, v->dtype, v->ndim, v->shape)) {
+            format_shape(want, sizeof(want), v->ndim, v->shape);
+            format_shape(have, sizeof(have), e->tensor.ndim, e->tensor.shape);
+            return genie_set_error(GENIE_ERR_SHAPE,
+                                   "executor: %s %016llx is %s %s, graph expects %s %s",
+                                   v->kind == GENIE_VAL_WEIGHT ? "weight" : "object",
+                                   (unsigned long long)v->ref, genie_dtype_name(e->tensor.dtype),
+                                   have, genie_dtype_name(v->dtype), want);
+        }
+        genie_tensor_share(&e->tensor, t_p);
+        return GENIE_OK;
+    default:
+        return genie_set_error(GENIE_ERR_INVALID, "executor: value %u has kind %d", id, (int)v->kind);
+    }
+}
+
+static int value_pinned(const genie_srg_value_t *v)
+{
+    return v->is_output || v->keep_id != 0;
+}
+
+/* Run one node: allocate its outputs (unless it is a view), call the backend. */
+static genie_status_t run_node(genie_exec_t *exec, const genie_srg_t *srg,
+                               const genie_srg_node_t *n, uint32_t idx, genie_tensor_t *vals)
+{
+    const genie_tensor_t *in_stack[16];
+    const genie_tensor_t **in = in_stack;
+    genie_op_fn fn = exec->backend->iface->ops[n->op];
+    int is_view = (genie_op_flags(n->op) & GENIE_OPF_VIEW) != 0;
+    genie_op_call_t call;
+    genie_status_t st = GENIE_OK;
+    double t0;
+
+    if (fn == NULL) {
+        return genie_set_error(GENIE_ERR_UNSUPPORTED,
+                               "executor: op %s (node %u, module '%s') is not implemented on the %s backend",
+                               genie_op_name(n->op), idx, n->module_path,
+                               exec->backend->iface->name);
+    }
+    if (n->n_in > 16 && (in = malloc(sizeof(*in) * n->n_in)) == NULL) {
+        return genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
+    }
+    for (uint32_t i = 0; i < n->n_in; i++) {
+        in[i] = n->in[i] == GENIE_SRG_NONE ? NULL : &vals[n->in[i]];
+    }
+    for (uint32_t o = 0; o < n->n_out; o++) {
+        const genie_srg_value_t *v = genie_srg_value(srg, n->out[o]);
+        genie_tensor_t *t = &vals[n->out[o]];
+        if (is_view) {
+            memset(t, 0, sizeof(*t));
+            t->dtype = v->dtype;
+            t->ndim  = v->ndim;
+            memcpy(t->shape, v->shape, sizeof(int64_t) * (size_t)v->ndim);
+        } else {
+            st = backend_alloc(exec, v->dtype, v->ndim, v->shape, t);
+            if (st != GENIE_OK) {
+                goto out;
+            }
+        }
+    }
+    call = (genie_op_call_t){ .backend = exec->backend, .node = n, .in = in, .n_in = n->n_in,
+                              .out = &vals[n->out[0]], .n_out = n->n_out };
+    /* Node outputs are consecutive value ids (the builder and the decoder both
+     * guarantee it), so out[] can point straight into the value array. */
+    t0 = now_s();
+    st = fn(&call);
+    t0 = now_s() - t0;
+    exec->stats.compute_s += t0;
+    exec->stats.phase_s[n->phase] += t0;
+    exec->stats.nodes_run++;
+    if (st != GENIE_OK) {
+        goto out;
+    }
+    for (uint32_t o = 0; o < n->n_out; o++) {
+        const genie_srg_value_t *v = genie_srg_value(srg, n->out[o]);
+        if (vals[n->out[o]].storage == NULL ||
+            !same_meta(&vals[n->out[o]], v->dtype, v->ndim, v->shape)) {
+            st = genie_set_error(GENIE_ERR_BACKEND,
+                                 "executor: op %s (module '%s') produced output %u with the wrong shape or dtype",
+                                 genie_op_name(n->op), n->module_path, o);
+            goto out;
+        }
+    }
+out:
+    if (in != in_stack) {
+        free(in);
+    }
+    return st;
+}
+
+/* Check the invariant run_node relies on: a node's outputs are consecutive. */
+static genie_status_t check_outputs_consecutive(const genie_srg_t *srg)
+{
+    for (uint32_t i = 0; i < genie_srg_n_nodes(srg); i++) {
+        const genie_srg_node_t *n = genie_srg_node(srg, i);
+        for (uint32_t o = 1; o < n->n_out; o++) {
+            if (n->out[o] != n->out[0] + o) {
+                return genie_set_error(GENIE_ERR_CORRUPT,
+                                       "executor: node %u outputs are not consecutive values", i);
+            }
+        }
+        if (n->n_out == 0) {
+            return genie_set_error(GENIE_ERR_CORRUPT, "executor: node %u has no outputs", i);
+        }
+    }
+    return GENIE_OK;
+}
+
+genie_status_t genie_exec_run(genie_exec_t *exec, const genie_srg_t *srg,
+                              const genie_tensor_t *inputs, uint32_t n_inputs,
+                              genie_tensor_t **outputs_p, uint32_t *n_outputs_p)
+{
+    uint32_t nv = genie_srg_n_values(srg), nn = genie_srg_n_nodes(srg);
+    genie_tensor_t *vals = NULL, *outs = NULL;
+    int64_t *last_use = NULL;
+    uint32_t n_out = 0, k = 0;
+    uint64_t live = 0;
+    genie_status_t st;
+
+    st = check_outputs_consecutive(srg);
+    if (st != GENIE_OK) {
+        return st;
+    }
+    vals     = calloc(nv ? nv : 1, sizeof(*vals));
+    last_use = malloc(sizeof(*last_use) * (nv ? nv : 1));
+    if (vals == NULL || last_use == NULL) {
+        st = genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
+        goto err_free;
+    }
+    for (uint32_t v = 0; v < nv; v++) {
+        last_use[v] = -1;
+        n_out += genie_srg_value(srg, v)->is_output ? 1 : 0;
+    }
+    for (uint32_t i = 0; i < nn; i++) {
+        const genie_srg_node_t *n = genie_srg_node(srg, i);
+        for (uint32_t j = 0; j < n->n_in; j++) {
+            if (n->in[j] != GENIE_SRG_NONE) {
+                last_use[n->in[j]] = i;
+            }
+        }
+    }
+    for (uint32_t v = 0; v < nv; v++) {
+        const genie_srg_value_t *val = genie_srg_value(srg, v);
+        if (val->kind != GENIE_VAL_NODE) {
+            st = bind_source(exec, val, v, inputs, n_inputs, &vals[v]);
+            if (st != GENIE_OK) {
+                goto err_release;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < nn; i++) {
+        const genie_srg_node_t *n = genie_srg_node(srg, i);
+        st = run_node(exec, srg, n, i, vals);
+        if (st != GENIE_OK) {
+            goto err_release;
+        }
+        if (!(genie_op_flags(n->op) & GENIE_OPF_VIEW)) {
+            for (uint32_t o = 0; o < n->n_out; o++) {
+                live += genie_tensor_nbytes(&vals[n->out[o]]);
+            }
+            if (live > exec->stats.peak_bytes) {
+                exec->stats.peak_bytes = live;
+            }
+        }
+        /* Release what this node was the last consumer of, and outputs that
+         * nobody consumes (e.g. layer_norm's mean/rstd). */
+        for (uint32_t j = 0; j < n->n_in; j++) {
+            uint32_t v = n->in[j];
+            if (v != GENIE_SRG_NONE && last_use[v] == (int64_t)i &&
+                !value_pinned(genie_srg_value(srg, v)) && vals[v].storage != NULL) {
+                if (genie_srg_value(srg, v)->kind == GENIE_VAL_NODE &&
+                    vals[v].storage->refcount == 1) {
+                    live -= vals[v].storage->nbytes;
+                }
+                genie_tensor_release(&vals[v]);
+            }
+        }
+        for (uint32_t o = 0; o < n->n_out; o++) {
+            uint32_t v = n->out[o];
+            if (last_use[v] < 0 && !value_pinned(genie_srg_value(srg, v))) {
+                if (vals[v].storage != NULL && vals[v].storage->refcount == 1) {
+                    live -= vals[v].storage->nbytes;
+                }
+                genie_tensor_release(&vals[v]);
+            }
+        }
+    }
+    if (n_out > 0 && (outs = calloc(n_out, sizeof(*outs))) == NULL) {
+        st = genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
+        goto err_release;
+    }
+    for (uint32_t v = 0; v < nv; v++) {
+        if (genie_srg_value(srg, v)->is_output) {
+            st = download(exec, &vals[v], &outs[k]);
+            if (st != GENIE_OK) {
+                goto err_release;
+            }
+            exec->stats.output_bytes += genie_tensor_nbytes(&outs[k]);
+            k++;
+        }
+    }
+    /* Commit: from here on nothing can fail except the table insert itself. */
+    for (uint32_t v = 0; v < nv; v++) {
+        const genie_srg_value_t *val = genie_srg_value(srg, v);
+        if (val->keep_id != 0) {
+            genie_u64map_entry_t *old = genie_u64map_get(&exec->objects, val->keep_id);
+            genie_tensor_t kept;
+            if (old != NULL) {
+                exec->stats.resident_bytes -= genie_tensor_nbytes(&old->tensor);
+            }
+            genie_tensor_share(&vals[v], &kept);
+            st = genie_u64map_put(&exec->objects, val->keep_id, &kept, NULL);
+            if (st != GENIE_OK) {
+                genie_tensor_release(&kept);
+                goto err_release;
+            }
+            exec->stats.resident_bytes += genie_tensor_nbytes(&vals[v]);
+        }
+    }
+    exec->stats.residents = exec->objects.count;
+    exec->stats.requests++;
+    for (uint32_t v = 0; v < nv; v++) {
+        genie_tensor_release(&vals[v]);
+    }
+    free(vals);
+    free(last_use);
+    *outputs_p   = outs;
+    *n_outputs_p = n_out;
+    return GENIE_OK;
+
+err_release:
+    for (uint32_t v = 0; v < nv; v++) {
+        genie_tensor_release(&vals[v]);
+    }
+    for (uint32_t i = 0; i < k; i++) {
+        genie_tensor_release(&outs[i]);
+    }
+    free(outs);
+err_free:
+    free(vals);
+    free(last_use);
+    return st;
+}
+
+void genie_exec_get_stats(const genie_exec_t *exec, genie_exec_stats_t *stats_p)
+{
+    *stats_p = exec->stats;
+}
