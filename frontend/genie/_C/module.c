@@ -1,0 +1,217 @@
+/*
+ * genie._C module: registers the Graph and Executor types and exposes the op
+ * table, the SRG decoder (for dumps and for rejecting bad bytes) and a fast
+ * content hash used to fingerprint weights.
+ */
+#include "pygenie.h"
+
+#include <string.h>
+
+PyObject *GeniePy_Error;
+
+PyObject *geniepy_raise(const char *what, genie_status_t st)
+{
+    const char *why = genie_last_error();
+
+    PyErr_Format(GeniePy_Error, "genie: %s: %s", what, why[0] ? why : genie_status_str(st));
+    return NULL;
+}
+
+int geniepy_parse_shape(PyObject *obj, int *ndim_p, int64_t *shape)
+{
+    PyObject *seq = PySequence_Fast(obj, "genie: shape must be a sequence of ints");
+    Py_ssize_t n;
+
+    if (seq == NULL) {
+        return -1;
+    }
+    n = PySequence_Fast_GET_SIZE(seq);
+    if (n > GENIE_MAX_DIMS) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "genie: tensors have at most %d dimensions, got %zd",
+                     GENIE_MAX_DIMS, n);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long long v = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        if (v < 0) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_ValueError, "genie: negative extent in shape");
+            return -1;
+        }
+        shape[i] = v;
+    }
+    *ndim_p = (int)n;
+    Py_DECREF(seq);
+    return 0;
+}
+
+PyObject *geniepy_shape_tuple(int ndim, const int64_t *shape)
+{
+    PyObject *t = PyTuple_New(ndim);
+
+    if (t == NULL) {
+        return NULL;
+    }
+    for (int d = 0; d < ndim; d++) {
+        PyObject *v = PyLong_FromLongLong(shape[d]);
+        if (v == NULL) {
+            Py_DECREF(t);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(t, d, v);
+    }
+    return t;
+}
+
+static PyObject *py_op_id(PyObject *self, PyObject *arg)
+{
+    const char *name = PyUnicode_AsUTF8(arg);
+
+    (void)self;
+    if (name == NULL) {
+        return NULL;
+    }
+    return PyLong_FromLong(genie_op_from_name(name));
+}
+
+static PyObject *py_op_name(PyObject *self, PyObject *arg)
+{
+    long op = PyLong_AsLong(arg);
+    const char *name;
+
+    (void)self;
+    if (op == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    name = op >= 0 ? genie_op_name((uint32_t)op) : NULL;
+    if (name == NULL) {
+        PyErr_Format(PyExc_ValueError, "genie: no op %ld", op);
+        return NULL;
+    }
+    return PyUnicode_FromString(name);
+}
+
+/* decode_json(bytes) -> str: decode and validate an SRG, return its JSON dump. */
+static PyObject *py_decode_json(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    genie_srg_t *srg = NULL;
+    char *json = NULL;
+    genie_status_t st;
+    PyObject *res;
+
+    (void)self;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) != 0) {
+        return NULL;
+    }
+    genie_clear_error();
+    st = genie_srg_decode(view.buf, (size_t)view.len, &srg);
+    PyBuffer_Release(&view);
+    if (st != GENIE_OK) {
+        return geniepy_raise("bad SRG bytes", st);
+    }
+    st = genie_srg_to_json(srg, &json);
+    genie_srg_destroy(srg);
+    if (st != GENIE_OK) {
+        return geniepy_raise("SRG JSON dump", st);
+    }
+    res = PyUnicode_FromString(json);
+    free(json);
+    return res;
+}
+
+/*
+ * hash64(data_ptr, nbytes, seed) -> int.  A 4-lane multiply-rotate hash over
+ * 8-byte words; not cryptographic, only needs to tell weights apart and to be
+ * fast enough (several GB/s) to fingerprint a model at first use.
+ */
+static inline uint64_t rotl64(uint64_t x, int r)
+{
+    return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t hash_bytes(const uint8_t *p, size_t n, uint64_t seed)
+{
+    const uint64_t k1 = 0x9e3779b97f4a7c15ULL, k2 = 0xc2b2ae3d27d4eb4fULL;
+    uint64_t h[4] = { seed ^ k1, seed ^ k2, seed + k1, seed - k2 };
+    size_t i = 0;
+    uint64_t acc;
+
+    for (; i + 32 <= n; i += 32) {
+        for (int l = 0; l < 4; l++) {
+            uint64_t w;
+            memcpy(&w, p + i + 8 * l, 8);
+            h[l] = rotl64(h[l] ^ (w * k2), 31) * k1;
+        }
+    }
+    acc = rotl64(h[0], 1) + rotl64(h[1], 7) + rotl64(h[2], 12) + rotl64(h[3], 18) + n;
+    for (; i < n; i++) {
+        acc = rotl64(acc ^ (p[i] * k1), 11) * k2;
+    }
+    acc ^= acc >> 29;
+    acc *= k1;
+    acc ^= acc >> 32;
+    return acc;
+}
+
+static PyObject *py_hash64(PyObject *self, PyObject *args)
+{
+    unsigned long long ptr, nbytes, seed;
+    uint64_t h;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "KKK", &ptr, &nbytes, &seed)) {
+        return NULL;
+    }
+    if (ptr == 0 && nbytes != 0) {
+        PyErr_SetString(PyExc_ValueError, "genie: hash64 of a null pointer");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    h = hash_bytes((const uint8_t *)(uintptr_t)ptr, (size_t)nbytes, seed);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromUnsignedLongLong(h);
+}
+
+static PyMethodDef module_methods[] = {
+    { "op_id", py_op_id, METH_O, "op_id(aten_name) -> int (-1 if not in the closed op set)" },
+    { "op_name", py_op_name, METH_O, "op_name(op) -> aten overload name" },
+    { "decode_json", py_decode_json, METH_O, "decode_json(srg_bytes) -> JSON dump (validates)" },
+    { "hash64", py_hash64, METH_VARARGS, "hash64(data_ptr, nbytes, seed) -> int" },
+    { NULL, NULL, 0, NULL },
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "genie._C", "Genie runtime bindings (SRG builder, embedded executor).",
+    -1, module_methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__C(void)
+{
+    PyObject *m;
+
+    if (PyType_Ready(&GeniePyGraph_Type) < 0 || PyType_Ready(&GeniePyExecutor_Type) < 0) {
+        return NULL;
+    }
+    m = PyModule_Create(&module_def);
+    if (m == NULL) {
+        return NULL;
+    }
+    GeniePy_Error = PyErr_NewException("genie._C.GenieError", PyExc_RuntimeError, NULL);
+    if (GeniePy_Error == NULL ||
+        PyModule_AddObjectRef(m, "GenieError", GeniePy_Error) < 0 ||
+        PyModule_AddObjectRef(m, "Graph", (PyObject *)&GeniePyGraph_Type) < 0 ||
+        PyModule_AddObjectRef(m, "Executor", (PyObject *)&GeniePyExecutor_Type) < 0 ||
+        PyModule_AddIntConstant(m, "OP_COUNT", GENIE_OP_COUNT) < 0 ||
+        PyModule_AddIntConstant(m, "SRG_VERSION", GENIE_SRG_VERSION) < 0 ||
+        PyModule_AddIntConstant(m, "MAX_DIMS", GENIE_MAX_DIMS) < 0) {
+        Py_XDECREF(m);
+        return NULL;
+    }
+    return m;
+}
