@@ -1,0 +1,46 @@
+# Helpers that turn test sources into CTest tests.  Every test carries one of
+# the labels  unit mpi slurm python fault fuzz bench gpu  so that
+# `ctest -L <label>` selects a family.
+
+# Environment every sanitized test runs with: stop at the first report and
+# print where it came from.
+set(GENIE_SANITIZE_TEST_ENV
+  "ASAN_OPTIONS=abort_on_error=0:detect_leaks=1:strict_string_checks=1"
+  "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1")
+
+# genie_test_name(<out-var> <dir> <source>): tests/unit/test_tensor.c gives
+# unit_test_tensor; a stem that already starts with "<dir>_" is kept as is
+# (tests/fuzz/fuzz_srg.c gives fuzz_srg).
+function(genie_test_name out dir src)
+  get_filename_component(stem "${src}" NAME_WE)
+  if(stem MATCHES "^${dir}_")
+    set(${out} "${stem}" PARENT_SCOPE)
+  else()
+    set(${out} "${dir}_${stem}" PARENT_SCOPE)
+  endif()
+endfunction()
+
+# genie_add_c_test(<source> DIR <dir> LABELS <label>...
+#                  [ARGS <arg>...] [TIMEOUT <s>] [FIXTURES_REQUIRED <f>...]
+#                  [LIBS <target>...])
+# Builds one executable from one C file, linked with genie_runtime and
+# cmocka, and registers it as a CTest test of the same name.  Tests may
+# include the runtime's private headers (runtime/src) to test internals.
+function(genie_add_c_test src)
+  cmake_parse_arguments(PARSE_ARGV 1 T "" "DIR;TIMEOUT" "LABELS;ARGS;FIXTURES_REQUIRED;LIBS")
+  genie_test_name(name "${T_DIR}" "${src}")
+  add_executable(${name} "${src}")
+  target_include_directories(${name} PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src")
+  target_link_libraries(${name} PRIVATE genie_runtime genie::cmocka ${T_LIBS})
+  add_test(NAME ${name} COMMAND ${name} ${T_ARGS})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT})
+  if(T_FIXTURES_REQUIRED)
+    set_tests_properties(${name} PROPERTIES FIXTURES_REQUIRED "${T_FIXTURES_REQUIRED}")
+  endif()
+  if(GENIE_SANITIZE)
+    set_tests_properties(${name} PROPERTIES ENVIRONMENT "${GENIE_SANITIZE_TEST_ENV}")
+  endif()
+endfunction()
