@@ -96,6 +96,17 @@ static PyObject *py_op_name(PyObject *self, PyObject *arg)
     return PyUnicode_FromString(name);
 }
 
+static PyObject *py_op_is_view(PyObject *self, PyObject *arg)
+{
+    long op = PyLong_AsLong(arg);
+
+    (void)self;
+    if (op == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyBool_FromLong(op >= 0 && (genie_op_flags((uint32_t)op) & GENIE_OPF_VIEW));
+}
+
 /* decode_json(bytes) -> str: decode and validate an SRG, return its JSON dump. */
 static PyObject *py_decode_json(PyObject *self, PyObject *arg)
 {
@@ -181,6 +192,7 @@ static PyObject *py_hash64(PyObject *self, PyObject *args)
 static PyMethodDef module_methods[] = {
     { "op_id", py_op_id, METH_O, "op_id(aten_name) -> int (-1 if not in the closed op set)" },
     { "op_name", py_op_name, METH_O, "op_name(op) -> aten overload name" },
+    { "op_is_view", py_op_is_view, METH_O, "op_is_view(op) -> bool (output aliases input 0)" },
     { "decode_json", py_decode_json, METH_O, "decode_json(srg_bytes) -> JSON dump (validates)" },
     { "hash64", py_hash64, METH_VARARGS, "hash64(data_ptr, nbytes, seed) -> int" },
     { NULL, NULL, 0, NULL },

@@ -1,0 +1,165 @@
+"""Semantic annotation from the module hierarchy.
+
+Global forward hooks keep a stack of module paths while a model that lives on
+``remote_accelerator`` (or runs under ``genie.capture()``) executes, so every
+captured op knows which module issued it.  The root module's first call also
+fingerprints its weights (model id, tensor name, version), so they are
+registered on an executor once and referenced by fingerprint afterwards.
+
+Phase and modality come from an explicit ``genie.phase(...)`` context when one
+is active (``genie.generate`` sets prefill/decode), otherwise from the model:
+causal LMs run ``llm_prefill``, text encoders ``forward`` with modality text,
+models with convolutions ``vision_encoding``.
+"""
+
+import contextlib
+import json
+import threading
+import weakref
+
+import torch
+
+from . import _C
+from ._graph import HOST, MODALITIES, PHASES, RES_WEIGHT, WEIGHT
+
+_state = threading.local()
+_root_names = weakref.WeakKeyDictionary()     # root module -> {id(module): path}
+_root_info = weakref.WeakKeyDictionary()      # root module -> (phase, modality)
+_is_remote_root = weakref.WeakKeyDictionary()
+
+
+def _stack():
+    s = getattr(_state, "stack", None)
+    if s is None:
+        s = _state.stack = []
+    return s
+
+
+def current_module_path():
+    s = _stack()
+    return s[-1] if s and s[-1] is not None else ""
+
+
+def current_phase_modality():
+    explicit = getattr(_state, "phase", None)
+    root = getattr(_state, "root_info", None)
+    phase, modality = root if root is not None else ("unknown", "none")
+    if explicit is not None:
+        phase = explicit
+    return PHASES.index(phase), MODALITIES.index(modality)
+
+
+@contextlib.contextmanager
+def phase(name):
+    """Annotate everything captured inside with phase `name` (e.g. "llm_decode")."""
+    if name not in PHASES:
+        raise ValueError(f"genie: unknown phase '{name}' (known: {', '.join(PHASES)})")
+    prev = getattr(_state, "phase", None)
+    _state.phase = name
+    try:
+        yield
+    finally:
+        _state.phase = prev
+
+
+def _classify(root):
+    cfg = getattr(root, "config", None)
+    is_conv = any(isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d))
+                  for m in root.modules())
+    if cfg is not None:
+        text = getattr(cfg, "vocab_size", None) is not None
+        causal = bool(getattr(cfg, "is_decoder", False)) or any(
+            a.endswith(("LMHeadModel", "ForCausalLM")) for a in (getattr(cfg, "architectures", None) or []))
+        causal = causal or type(root).__name__.endswith(("LMHeadModel", "ForCausalLM"))
+        if causal:
+            return "llm_prefill", "text"
+        if text:
+            return "forward", "text"
+    if is_conv:
+        return "vision_encoding", "vision"
+    return "forward", "none"
+
+
+def _root_is_remote(root, capturing):
+    if capturing:
+        return True
+    r = _is_remote_root.get(root)
+    if r is None:
+        from ._capture import RemoteTensor
+        p = next(iter(root.parameters()), None)
+        if p is None:
+            p = next(iter(root.buffers()), None)
+        r = isinstance(p, RemoteTensor)
+        _is_remote_root[root] = r
+    return r
+
+
+def _fingerprint_weights(root):
+    """Turn the root's not-yet-sent parameters/buffers into WEIGHT values."""
+    from ._capture import RemoteTensor, lifted_value
+
+    named = list(root.named_parameters()) + list(root.named_buffers())
+    vals = []
+    for name, t in named:
+        v = t._value if isinstance(t, RemoteTensor) else lifted_value(t)
+        if v is not None and v.state == HOST:
+            vals.append((name, v))
+    if not vals:
+        return
+    content = []
+    for name, v in vals:
+        h = v.host
+        content.append((name, str(h.dtype), tuple(h.shape),
+                        _C.hash64(h.data_ptr(), h.numel() * h.element_size(), 0)))
+    cfg = getattr(root, "config", None)
+    try:
+        cfg_text = cfg.to_json_string() if cfg is not None else ""
+    except Exception:  # a config that cannot serialise only weakens the model id
+        cfg_text = repr(cfg)
+    model_blob = json.dumps([type(root).__name__, cfg_text, content]).encode()
+    buf = torch.frombuffer(bytearray(model_blob), dtype=torch.uint8)
+    model_id = _C.hash64(buf.data_ptr(), buf.numel(), 0)
+    for (name, v), (_, _, _, ch) in zip(vals, content):
+        tag = torch.frombuffer(bytearray(f"{name}\0{v.host._version}".encode()), dtype=torch.uint8)
+        v.fp = _C.hash64(tag.data_ptr(), tag.numel(), model_id ^ ch) or 1
+        v.name = name
+        v.state = WEIGHT
+        v.residency = RES_WEIGHT
+
+
+def _pre_hook(module, args):
+    s = _stack()
+    if not s:
+        from ._capture import capturing
+        cap = capturing()
+        if not _root_is_remote(module, cap):
+            s.append(None)
+            return
+        names = _root_names.get(module)
+        if names is None:
+            names = {id(m): n for n, m in module.named_modules()}
+            _root_names[module] = names
+            _root_info[module] = _classify(module)
+        _fingerprint_weights(module)
+        _state.root_names = names
+        _state.root_info = _root_info[module]
+        s.append("")
+        return
+    names = getattr(_state, "root_names", None)
+    s.append(names.get(id(module), s[-1] or "") if names is not None else None)
+
+
+def _post_hook(module, args, output):
+    s = _stack()
+    if s:
+        s.pop()
+    if not s:
+        _state.root_names = None
+        _state.root_info = None
+        from ._capture import mark_kv_outputs
+        mark_kv_outputs(output)
+
+
+torch.nn.modules.module.register_module_forward_pre_hook(_pre_hook)
+# always_call: the stack must unwind even when a forward raises.
+torch.nn.modules.module.register_module_forward_hook(_post_hook, always_call=True)

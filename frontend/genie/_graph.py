@@ -1,0 +1,175 @@
+"""Lazy values and pending nodes, and the flush that turns them into an SRG.
+
+Every tensor on ``remote_accelerator`` is a thin ``RemoteTensor`` pointing at a
+``Value``.  A Value is in one of four states:
+
+  PENDING   produced by a captured node that has not run yet,
+  HOST      data still on the driver (a CPU tensor moved to the device),
+  WEIGHT    a persistent weight registered on the executor by fingerprint,
+  RESIDENT  computed and kept on the executor under object id ``uid``.
+
+Nothing executes until something needs bytes on the host (``.cpu()``,
+``.item()``, ``.tolist()``, ``.numpy()``, printing).  Then ``flush`` encodes all
+pending nodes into one SRG.  Which results to keep on the executor is decided
+by liveness: after the graph is built, the driver drops its own references to
+the pending nodes; every produced Value that is still alive is referenced by the
+user's program (a tensor, a KV cache, ...) and is kept resident, everything else
+is freed on the executor right after its last consumer.  When a resident Value
+is garbage-collected its uid is queued and freed with the next request.
+"""
+
+import weakref
+
+import torch
+
+PENDING, HOST, WEIGHT, RESIDENT = range(4)
+
+# SRG enums (runtime/include/genie/srg.h)
+VAL_NODE, VAL_INPUT, VAL_WEIGHT, VAL_RESIDENT = range(4)
+RES_ACTIVATION, RES_WEIGHT, RES_KV, RES_GRADIENT = range(4)
+PHASES = ["unknown", "forward", "llm_prefill", "llm_decode", "vision_encoding",
+          "vision_decoding", "multimodal_fusion", "training"]
+MODALITIES = ["none", "vision", "text", "audio", "fusion"]
+
+
+class Value:
+    """One tensor of the lazy program (see module docstring)."""
+
+    __slots__ = ("uid", "meta", "state", "node", "out_idx", "host", "host_version",
+                 "fp", "name", "residency", "view_of", "views", "cpu_cache", "__weakref__")
+
+    _next_uid = 1
+    free_queue = []          # uids of RESIDENT values that died
+
+    def __init__(self, meta, state, residency=RES_ACTIVATION):
+        self.uid = Value._next_uid
+        Value._next_uid += 1
+        self.meta = meta             # meta tensor: shape, strides, dtype
+        self.state = state
+        self.node = None             # PENDING: producing Node
+        self.out_idx = 0
+        self.host = None             # HOST/WEIGHT: CPU tensor (contiguous)
+        self.host_version = 0
+        self.fp = 0                  # WEIGHT: fingerprint
+        self.name = ""
+        self.residency = residency
+        self.view_of = None          # Value this one is a view of (in-place checks)
+        self.views = None            # weakrefs to Values that are views of this one
+        self.cpu_cache = None        # last materialised CPU copy
+
+    def __del__(self):
+        if self.state == RESIDENT:
+            Value.free_queue.append(self.uid)
+
+
+class Node:
+    """A captured op waiting to run.  Holds its inputs strongly and its outputs
+    weakly, so that outputs nobody references can be dropped."""
+
+    __slots__ = ("op", "inputs", "attrs", "outs", "out_meta", "phase", "modality",
+                 "residency", "module_path")
+
+    def __init__(self, op, inputs, attrs, phase, modality, module_path):
+        self.op = op
+        self.inputs = inputs         # list of Value or None
+        self.attrs = attrs
+        self.outs = []               # weakrefs to output Values
+        self.out_meta = []           # (dtype code, shape) per output
+        self.phase = phase
+        self.modality = modality
+        self.residency = RES_ACTIVATION
+        self.module_path = module_path
+
+
+class PendingProgram:
+    """The nodes captured since the last flush, in program (topological) order."""
+
+    def __init__(self):
+        self.nodes = []
+        self.captured_ops = 0
+
+    def add(self, node, metas):
+        from ._dtypes import code_of
+
+        outs = []
+        for i, m in enumerate(metas):
+            v = Value(m, PENDING)
+            v.node = node
+            v.out_idx = i
+            outs.append(v)
+            node.outs.append(weakref.ref(v))
+            node.out_meta.append((code_of(m.dtype, f"output of {node.module_path or 'op'}"),
+                                  tuple(m.shape)))
+        self.nodes.append(node)
+        self.captured_ops += 1
+        return outs
+
+    def build(self, targets, weights_registered, register_weight):
+        """Encode pending nodes (and the sources they read) into an SRG.
+
+        Returns (graph, host_inputs, produced) where produced lists
+        (weakref, srg id) for every value a node produced or a HOST source that
+        was uploaded, so the caller can mark the survivors as kept.
+        """
+        from . import _C
+        from ._dtypes import code_of
+
+        nodes, self.nodes = self.nodes, []
+        g = _C.Graph()
+        ids = {}            # id(Value) -> srg value id (only for Values kept alive here)
+        host_inputs = []    # CPU tensors, slot = index
+        produced = []       # (weakref(Value), srg id)
+        keep_alive = []     # Values we reference while building
+
+        def source(v):
+            sid = ids.get(id(v))
+            if sid is not None:
+                return sid
+            dt = code_of(v.meta.dtype, v.name or "input")
+            shape = tuple(v.meta.shape)
+            if v.state == HOST:
+                if v.host._version != v.host_version:
+                    from ._errors import GenieError
+                    raise GenieError(
+                        "genie: a CPU tensor moved to remote_accelerator was modified in place "
+                        "before it was used; move it again after modifying it")
+                sid = g.add_source(VAL_INPUT, dt, shape, v.residency, len(host_inputs), v.name)
+                host_inputs.append(v.host)
+                produced.append((weakref.ref(v), sid))
+            elif v.state == WEIGHT:
+                if v.fp not in weights_registered:
+                    register_weight(v)
+                sid = g.add_source(VAL_WEIGHT, dt, shape, RES_WEIGHT, v.fp, v.name)
+            elif v.state == RESIDENT:
+                sid = g.add_source(VAL_RESIDENT, dt, shape, v.residency, v.uid, v.name)
+            else:
+                raise AssertionError("pending value outside the pending program")
+            ids[id(v)] = sid
+            keep_alive.append(v)
+            return sid
+
+        for n in nodes:
+            ins = [None if v is None else
+                   (ids[id(v)] if v.state == PENDING else source(v)) for v in n.inputs]
+            residency = n.residency
+            for wr in n.outs:
+                v = wr()
+                if v is not None and v.residency == RES_KV:
+                    residency = RES_KV
+            out_ids = g.add_node(n.op, ins, n.attrs, n.out_meta, n.phase, n.modality,
+                                 residency, n.module_path)
+            for wr, sid in zip(n.outs, out_ids):
+                v = wr()
+                if v is not None:
+                    ids[id(v)] = sid
+                    keep_alive.append(v)
+                produced.append((wr, sid))
+        for v in targets:
+            if v.state != PENDING:
+                source(v)
+        # Drop every reference the driver holds to the pending program; what
+        # survives is referenced by the user's program.
+        for n in nodes:
+            n.inputs = None
+        del nodes, keep_alive
+        return g, host_inputs, produced, ids
