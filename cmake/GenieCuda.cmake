@@ -67,7 +67,7 @@ if(GENIE_HAVE_CUDA)
   genie_summary_optional("CUDA (nvcc, cuBLAS)" TRUE
     "nvcc ${CMAKE_CUDA_COMPILER_VERSION} ${CMAKE_CUDA_COMPILER}, archs ${CMAKE_CUDA_ARCHITECTURES}, ${_genie_cublas}")
 elseif(GENIE_WITH_CUDA STREQUAL "OFF")
-  genie_summary_optional("CUDA (nvcc, cuBLAS)" FALSE "disabled (GENIE_WITH_CUDA=OFF)")
+  genie_summary_optional("CUDA (nvcc, cuBLAS)" DISABLED "GENIE_WITH_CUDA=OFF")
 else()
   genie_summary_optional("CUDA (nvcc, cuBLAS)" FALSE "no working nvcc (CUDA toolkit in /usr/local/cuda)")
 endif()

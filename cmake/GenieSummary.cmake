@@ -12,9 +12,12 @@ define_property(GLOBAL PROPERTY GENIE_SUMMARY_NOTES
   BRIEF_DOCS "genie: free-form notes for the summary"
   FULL_DOCS "Notes such as parts of the tree skipped in this configuration.")
 
-# _genie_summary_line(<property> <name> <found> <detail>)
+# _genie_summary_line(<property> <name> <found> <detail>): <found> is a
+# boolean, or the word DISABLED for a dependency switched off by an option.
 function(_genie_summary_line prop name found detail)
-  if(found)
+  if(found STREQUAL "DISABLED")
+    set(state "disabled")
+  elseif(found)
     set(state "found")
   else()
     set(state "NOT found")
