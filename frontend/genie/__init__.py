@@ -32,10 +32,18 @@ def init(backend=None, threads=None):
     return _RUNTIME.init(backend=backend, threads=threads)
 
 
+def last_srg_json():
+    """JSON dump of the most recent SRG sent to an executor (for humans)."""
+    from . import _C
+    if not _RUNTIME.last_srg:
+        raise GenieError("genie: no SRG has been sent yet")
+    return _C.decode_json(_RUNTIME.last_srg)
+
+
 def synchronize():
     """Run all pending captured work now (results stay on the executor)."""
     _RUNTIME.flush(())
 
 
 __all__ = ["DEVICE", "GenieError", "RemoteTensor", "UnsupportedOperationError", "capture",
-           "generate", "get_stats", "init", "phase", "synchronize"]
+           "generate", "get_stats", "init", "last_srg_json", "phase", "synchronize"]

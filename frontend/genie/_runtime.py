@@ -15,7 +15,7 @@ import torch
 from . import _C
 from ._dtypes import CODE_TO_TORCH, TORCH_TO_CODE
 from ._errors import GenieError
-from ._graph import HOST, PENDING, PHASES, RESIDENT, WEIGHT, PendingProgram, Value
+from ._graph import HOST, PENDING, RESIDENT, WEIGHT, PendingProgram, Value
 
 
 class Runtime:
@@ -26,6 +26,7 @@ class Runtime:
         self.backend = None
         self.threads = 0
         self.weights_registered = set()
+        self.last_srg = b""          # the most recent request, for genie.last_srg_json()
         self.counters = {
             "flushes": 0,
             "nodes_sent": 0,
@@ -39,7 +40,6 @@ class Runtime:
             "capture_s": 0.0,
             "flush_s": 0.0,
         }
-        self.phase_flush_s = {p: 0.0 for p in PHASES}
 
     # ---- lifecycle -------------------------------------------------------
     def init(self, backend=None, threads=None):
@@ -132,8 +132,7 @@ class Runtime:
             if not any(s == sid for _, s in kept):
                 g.mark_output(sid, True, 0)
         srg = g.encode()
-        phases = {PHASES[n] for n in ()}  # filled by the caller through stats
-        del phases
+        self.last_srg = srg
         inputs = [(TORCH_TO_CODE[h.dtype], tuple(h.shape), h.data_ptr()) for h in host_inputs]
         self._send_frees()
         outs = self.executor.run(srg, inputs)
