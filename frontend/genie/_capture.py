@@ -152,6 +152,13 @@ def _as_value(x, lift_cpu, what):
                 _lifted[x] = v
             return v
         return host_value(x)
+    if isinstance(x, (bool, int, float)):
+        # A Python number where the schema wants a Tensor (add.Tensor(x, 1)):
+        # PyTorch treats it as a wrapped 0-dim tensor; the output dtype the meta
+        # kernel computed already reflects its promotion rules.
+        dtype = torch.bool if isinstance(x, bool) else torch.int64 if isinstance(x, int) \
+            else torch.float32
+        return host_value(torch.tensor(x, dtype=dtype))
     raise TypeError(f"genie: expected a tensor in {what}, got {type(x).__name__}")
 
 
@@ -352,8 +359,10 @@ def _h_arange_out(func, args, kwargs, lift_cpu):
     meta = aten.arange.start_step(start, end, step, dtype=out.dtype, device="meta")
     attrs = [start, end, step, ("d", code_of(out.dtype, "arange")), None, None, None]
     v = _emit("arange.start_step", [], attrs, [meta])[0]
+    # The caller returns `out` itself, so it must take the new shape: a shallow
+    # copy of the fresh wrapper's metadata (sizes, strides) into it.
     if tuple(out.shape) != tuple(meta.shape):
-        return _wrap(v)           # out was resized: a fresh tensor is equivalent here
+        out.data = _wrap(v)
     out._value = v
     return out
 
@@ -364,7 +373,18 @@ def _h_zero_(func, args, kwargs, lift_cpu):
     return _rebind(args[0], out._value)
 
 
+def _h_shallow_compat(func, args, kwargs, lift_cpu):
+    # Metadata query (used by `t.data = ...`), answered without the executor.
+    return all(isinstance(a, RemoteTensor) for a in args[:2])
+
+
+def _h_same_size(func, args, kwargs, lift_cpu):
+    return tuple(args[0].shape) == tuple(args[1].shape)
+
+
 _SPECIAL = {
+    aten._has_compatible_shallow_copy_type.default: _h_shallow_compat,
+    aten.is_same_size.default: _h_same_size,
     aten._to_copy.default: _h_to_copy,
     aten.copy_.default: _h_copy_,
     aten._local_scalar_dense.default: _h_scalar,

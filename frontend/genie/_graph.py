@@ -115,6 +115,18 @@ class PendingProgram:
         from ._dtypes import code_of
 
         nodes, self.nodes = self.nodes, []
+        # Dead-node elimination: consumers hold their inputs strongly, so a node
+        # whose outputs are all unreachable has no consumer and no user.  Walking
+        # backwards and dropping such nodes' inputs lets whole dead chains go
+        # (e.g. the placeholder a copy into a fresh tensor replaced).
+        live = []
+        for n in reversed(nodes):
+            if any(wr() is not None for wr in n.outs):
+                live.append(n)
+            else:
+                n.inputs = None
+        nodes = live[::-1]
+        del live
         g = _C.Graph()
         ids = {}            # id(Value) -> srg value id (only for Values kept alive here)
         host_inputs = []    # CPU tensors, slot = index
