@@ -416,8 +416,8 @@ genie_status_t genie_srg_add_node(genie_srg_t *srg, uint32_t op,
     }
     for (uint32_t i = 0; i < n_in; i++) {
         if (in[i] != GENIE_SRG_NONE && in[i] >= srg->n_values) {
-            return genie_set_error(GENIE_ERR_INVALID, "srg: add_node(%s): input %u is value %u, "
-                                   "graph has %u values", genie_op_name(op), i, in[i],
+            return genie_set_error(GENIE_ERR_INVALID, "srg: add_node(%s): input %u: value %u out "
+                                   "of range (graph has %u values)", genie_op_name(op), i, in[i],
                                    srg->n_values);
         }
     }

@@ -14,6 +14,7 @@
 #include "srg_internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -283,15 +284,24 @@ typedef struct rd {
     uint32_t       attr;   /* attribute being read, GENIE_SRG_NONE outside one  */
 } rd_t;
 
-static genie_status_t rd_short(const rd_t *r, uint64_t n, const char *field)
+/* "value 3", "node 7" or "node 7 attr 2": where the cursor is, for messages. */
+static const char *rd_where(const rd_t *r, char *buf, size_t size)
 {
     if (r->attr != GENIE_SRG_NONE) {
-        return genie_set_error(GENIE_ERR_TRUNCATED,
-                               "srg: truncated: %s %u attr %u %s needs %llu bytes, %zu left",
-                               r->rec, r->idx, r->attr, field, (unsigned long long)n, r->left);
+        snprintf(buf, size, "%s %u attr %u", r->rec, r->idx, r->attr);
+    } else {
+        snprintf(buf, size, "%s %u", r->rec, r->idx);
     }
-    return genie_set_error(GENIE_ERR_TRUNCATED, "srg: truncated: %s %u %s needs %llu bytes, %zu left",
-                           r->rec, r->idx, field, (unsigned long long)n, r->left);
+    return buf;
+}
+
+static genie_status_t rd_short(const rd_t *r, uint64_t n, const char *field)
+{
+    char where[64];
+
+    return genie_set_error(GENIE_ERR_TRUNCATED, "srg: truncated: %s %s needs %llu bytes, %zu left",
+                           rd_where(r, where, sizeof(where)), field, (unsigned long long)n,
+                           r->left);
 }
 
 /* The one bounds check: hand out the next n bytes, or fail naming `field`. */
@@ -354,7 +364,7 @@ static genie_status_t rd_str(rd_t *r, genie_srg_t *srg, const char *field, const
 {
     const uint8_t *b = NULL;
     uint32_t len = 0;
-    char *s;
+    char where[64], *s;
     genie_status_t st;
 
     st = rd_u32(r, field, &len);
@@ -362,21 +372,21 @@ static genie_status_t rd_str(rd_t *r, genie_srg_t *srg, const char *field, const
         return st;
     }
     if (len > GENIE_SRG_MAX_NAME) {
-        return genie_set_error(GENIE_ERR_CORRUPT, "srg: %s %u %s is %u bytes (max %u)", r->rec,
-                               r->idx, field, len, GENIE_SRG_MAX_NAME);
+        return genie_set_error(GENIE_ERR_CORRUPT, "srg: %s %s is %u bytes (max %u)",
+                               rd_where(r, where, sizeof(where)), field, len, GENIE_SRG_MAX_NAME);
     }
     st = rd_take(r, len, field, &b);
     if (st != GENIE_OK) {
         return st;
     }
     if (len > 0 && memchr(b, '\0', len) != NULL) {
-        return genie_set_error(GENIE_ERR_CORRUPT, "srg: %s %u %s contains a NUL byte", r->rec,
-                               r->idx, field);
+        return genie_set_error(GENIE_ERR_CORRUPT, "srg: %s %s contains a NUL byte",
+                               rd_where(r, where, sizeof(where)), field);
     }
     s = genie_srg_strdup(srg, (const char *)b, len);
     if (s == NULL) {
-        return genie_set_error(GENIE_ERR_NOMEM, "srg: out of memory decoding %s %u %s", r->rec,
-                               r->idx, field);
+        return genie_set_error(GENIE_ERR_NOMEM, "srg: out of memory decoding %s %s",
+                               rd_where(r, where, sizeof(where)), field);
     }
     *s_p = s;
     if (len_p != NULL) {
