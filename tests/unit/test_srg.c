@@ -1041,6 +1041,81 @@ static void test_encode_speed(void **state)
     genie_srg_destroy(g);
 }
 
+/* The worked example of docs/srg-format.md (sections 9 and 10), byte for
+ * byte and character for character, so the document cannot drift. */
+static void test_doc_example(void **state)
+{
+    static const uint8_t want[] = {
+        0x47, 0x53, 0x52, 0x47, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00,
+        0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0xdd, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        /* value 0 */
+        0x01, 0x00, 0x00, 0x02, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0x02, 0, 0, 0, 0, 0, 0, 0, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 'x',
+        /* value 1 */
+        0x02, 0x00, 0x01, 0x02, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0x88, 0x77, 0x66, 0x55, 0x44, 0x33, 0x22, 0x11, 0, 0, 0, 0, 0, 0, 0, 0,
+        0x03, 0, 0, 0, 0, 0, 0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0, 0, 'w',
+        /* value 2 */
+        0x00, 0x00, 0x00, 0x02, 0x01, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0x02, 0, 0, 0, 0, 0, 0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        /* node 0 */
+        0x3e, 0x00, 0x02, 0x02, 0x00, 0x02, 0, 0, 0, 0x01, 0, 0, 0, 0x01, 0, 0, 0,
+        0x02, 0, 0, 0, 'f', 'c', 0, 0, 0, 0, 0x01, 0, 0, 0, 0x02, 0, 0, 0,
+        0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    };
+    static const char want_json[] =
+        "{\n"
+        "  \"format\": \"genie-srg\", \"version\": 1, \"ops_revision\": 1,\n"
+        "  \"values\": [\n"
+        "    {\"id\": 0, \"kind\": \"input\", \"dtype\": \"float32\", \"shape\": [2, 3], \"bytes\": 24, \"residency\": \"ephemeral_activation\", \"producer\": null, \"producer_out\": null, \"ref\": 0, \"keep_id\": 0, \"is_output\": false, \"name\": \"x\"},\n"
+        "    {\"id\": 1, \"kind\": \"weight\", \"dtype\": \"float32\", \"shape\": [3, 4], \"bytes\": 48, \"residency\": \"persistent_weight\", \"producer\": null, \"producer_out\": null, \"ref\": 1234605616436508552, \"keep_id\": 0, \"is_output\": false, \"name\": \"w\"},\n"
+        "    {\"id\": 2, \"kind\": \"node\", \"dtype\": \"float32\", \"shape\": [2, 4], \"bytes\": 32, \"residency\": \"ephemeral_activation\", \"producer\": 0, \"producer_out\": 0, \"ref\": 0, \"keep_id\": 0, \"is_output\": true, \"name\": \"\"}\n"
+        "  ],\n"
+        "  \"nodes\": [\n"
+        "    {\"id\": 0, \"op\": \"mm.default\", \"op_id\": 62, \"phase\": \"llm_prefill\", \"modality\": \"text\", \"residency\": \"ephemeral_activation\", \"module_path\": \"fc\",\n"
+        "     \"inputs\": [0, 1], \"outputs\": [2],\n"
+        "     \"attrs\": [{\"type\": \"int\", \"value\": -1}],\n"
+        "     \"cost\": {\"flops\": 48, \"bytes\": 104, \"intensity\": 0.46153846153846156}}\n"
+        "  ],\n"
+        "  \"edges\": [\n"
+        "    {\"from_node\": null, \"to_node\": 0, \"value\": 0, \"bytes\": 24},\n"
+        "    {\"from_node\": null, \"to_node\": 0, \"value\": 1, \"bytes\": 48}\n"
+        "  ]\n"
+        "}\n";
+    static const int64_t sx[] = { 2, 3 }, sw[] = { 3, 4 }, sy[] = { 2, 4 };
+    genie_srg_attr_t a[1] = { { .tag = GENIE_ATTR_INT, .i = -1 } };
+    genie_srg_t *g = NULL;
+    uint32_t in[2], y;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    char *json = NULL;
+
+    (void)state;
+    assert_int_equal(genie_srg_create(&g), GENIE_OK);
+    assert_int_equal(genie_srg_add_source(g, GENIE_VAL_INPUT, GENIE_F32, 2, sx,
+                                          GENIE_RES_EPHEMERAL_ACTIVATION, 0, "x", &in[0]),
+                     GENIE_OK);
+    assert_int_equal(genie_srg_add_source(g, GENIE_VAL_WEIGHT, GENIE_F32, 2, sw,
+                                          GENIE_RES_PERSISTENT_WEIGHT, 0x1122334455667788ull,
+                                          "w", &in[1]), GENIE_OK);
+    y = add1(g, GENIE_OP_MM, in, 2, a, 1, GENIE_F32, 2, sy, GENIE_PHASE_LLM_PREFILL, "fc");
+    assert_int_equal(genie_srg_mark_output(g, y, 1, 0), GENIE_OK);
+    assert_int_equal(genie_srg_encode(g, &buf, &len), GENIE_OK);
+    assert_int_equal(len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+    genie_srg_annotate_cost(g);
+    assert_int_equal(genie_srg_to_json(g, &json), GENIE_OK);
+    if (strcmp(json, want_json) != 0) {
+        print_error("JSON differs from docs/srg-format.md:\n%s\n", json);
+        fail();
+    }
+    free(json);
+    free(buf);
+    genie_srg_destroy(g);
+}
+
 /* ---- an independent writer of the format (docs/srg-format.md) ---------------- */
 
 typedef struct tattr {
@@ -1756,6 +1831,7 @@ int main(void)
         cmocka_unit_test(test_json_empty),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_encode_speed),
+        cmocka_unit_test(test_doc_example),
         cmocka_unit_test(test_spec_conformance),
         cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_rejects),
