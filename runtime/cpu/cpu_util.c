@@ -80,7 +80,8 @@ genie_status_t genie_cpu_check_call(const genie_op_call_t *c, uint32_t min_in,
             return genie_set_error(GENIE_ERR_INVALID, "%s: output %u has a bad dtype or rank",
                                    op, i);
         }
-        if (!is_view && (o->storage == NULL || !genie_tensor_is_contiguous(o))) {
+        if (!is_view && (o->storage == NULL ||
+                         (genie_tensor_numel(o) > 0 && !genie_tensor_is_contiguous(o)))) {
             return genie_set_error(GENIE_ERR_INVALID,
                                    "%s: output %u must arrive allocated and contiguous", op, i);
         }
