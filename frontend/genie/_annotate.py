@@ -42,11 +42,23 @@ def current_module_path():
 
 def current_phase_modality():
     explicit = getattr(_state, "phase", None)
-    root = getattr(_state, "root_info", None)
+    root = getattr(_state, "root_info", None) or getattr(_state, "model_info", None)
     phase, modality = root if root is not None else ("unknown", "none")
     if explicit is not None:
         phase = explicit
     return PHASES.index(phase), MODALITIES.index(modality)
+
+
+@contextlib.contextmanager
+def model_context(model):
+    """Annotate ops issued around `model`'s calls (e.g. by genie.generate picking
+    the next token) with the model's phase/modality, as if inside it."""
+    prev = getattr(_state, "model_info", None)
+    _state.model_info = _root_info.get(model) or _classify(model)
+    try:
+        yield
+    finally:
+        _state.model_info = prev
 
 
 @contextlib.contextmanager

@@ -248,8 +248,19 @@ def _emit(key, inputs, attrs, metas):
     return outs
 
 
+# Binary ops whose second operand is a Python number are captured as their
+# Scalar twin, so the number travels as an attribute instead of as a 0-dim
+# tensor uploaded with every request.
+_SCALAR_TWIN = {f"{n}.Tensor": (f"{n}.Scalar", getattr(aten, n).Scalar)
+                for n in ("add", "sub", "mul", "div", "eq", "ne", "lt", "gt", "le", "ge")}
+
+
 def _capture_op(func, args, kwargs, lift_cpu, key=None):
     key = key or _key(func)
+    twin = _SCALAR_TWIN.get(key)
+    if twin is not None and len(args) > 1 and isinstance(args[1], (bool, int, float)) \
+            and isinstance(args[0], torch.Tensor):
+        key, func = twin
     what = f"aten.{key}"
     if _C.op_id(key) < 0:
         _emit(key, [], [], [])          # raises the unsupported-op error

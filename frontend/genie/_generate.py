@@ -10,7 +10,7 @@ receives the token ids it asked for.
 
 import torch
 
-from ._annotate import phase
+from ._annotate import model_context, phase
 from ._capture import RemoteTensor
 from ._device import DEVICE
 from ._errors import GenieError
@@ -76,7 +76,7 @@ def generate(model, input_ids, max_new_tokens=32, do_sample=False, seed=None,
         cache = DynamicCache()
     tokens = []
     done = torch.zeros(prompt.shape[0], dtype=torch.bool)
-    with torch.no_grad():
+    with torch.no_grad(), model_context(model):
         step_input = ids
         for step in range(max_new_tokens):
             with phase("llm_prefill" if step == 0 else "llm_decode"):

@@ -118,6 +118,10 @@ class Runtime:
             return
         self.init()
         t0 = time.perf_counter()
+        # Frees queued *before* this graph was built are safe to send now;
+        # values that die while it is built (inputs only the pending nodes
+        # referenced) are still read by it and are freed with the next request.
+        self._send_frees()
         g, host_inputs, produced, ids = self.program.build(
             targets, self.weights_registered, self.register_weight)
         target_ids = {ids[id(v)] for v in targets}
@@ -134,7 +138,6 @@ class Runtime:
         srg = g.encode()
         self.last_srg = srg
         inputs = [(TORCH_TO_CODE[h.dtype], tuple(h.shape), h.data_ptr()) for h in host_inputs]
-        self._send_frees()
         outs = self.executor.run(srg, inputs)
         # Results: outputs come back in value-id order.
         out_sids = sorted(target_ids)

@@ -18,11 +18,12 @@ def rel_err(ours, ref):
     return float((ours - ref).norm() / (denom if denom > 0 else 1.0))
 
 
-def gpt2(n_layer=2, n_embd=128, n_head=4, seed=0, **kw):
+def gpt2(n_layer=2, n_embd=128, n_head=4, seed=0, initializer_range=0.2, **kw):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    return GPT2LMHeadModel(GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=n_head, **kw)).eval()
+    return GPT2LMHeadModel(GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=n_head,
+                                      initializer_range=initializer_range, **kw)).eval()
 
 
 @pytest.fixture(scope="module")
