@@ -104,12 +104,14 @@ class PendingProgram:
         self.captured_ops += 1
         return outs
 
-    def build(self, targets, weights_registered, register_weight):
+    def build(self, targets, register_weight):
         """Encode pending nodes (and the sources they read) into an SRG.
 
-        Returns (graph, host_inputs, produced) where produced lists
+        Returns (graph, host_inputs, produced, ids, sources): produced lists
         (weakref, srg id) for every value a node produced or a HOST source that
-        was uploaded, so the caller can mark the survivors as kept.
+        was uploaded, so the caller can mark the survivors as kept; ids maps
+        id(Value) -> srg id for the values alive during the build; sources are
+        the source Values the graph reads.
         """
         from . import _C
         from ._dtypes import code_of
@@ -149,8 +151,7 @@ class PendingProgram:
                 host_inputs.append(v.host)
                 produced.append((weakref.ref(v), sid))
             elif v.state == WEIGHT:
-                if v.fp not in weights_registered:
-                    register_weight(v)
+                register_weight(v)      # sends it only the first time
                 sid = g.add_source(VAL_WEIGHT, dt, shape, RES_WEIGHT, v.fp, v.name)
             elif v.state == RESIDENT:
                 sid = g.add_source(VAL_RESIDENT, dt, shape, v.residency, v.uid, v.name)
@@ -181,7 +182,8 @@ class PendingProgram:
                 source(v)
         # Drop every reference the driver holds to the pending program; what
         # survives is referenced by the user's program.
+        sources = [v for v in keep_alive if v.state != PENDING]
         for n in nodes:
             n.inputs = None
         del nodes, keep_alive
-        return g, host_inputs, produced, ids
+        return g, host_inputs, produced, ids, sources

@@ -71,8 +71,9 @@ class Runtime:
 
     # ---- weights -----------------------------------------------------------
     def register_weight(self, v):
+        """Make sure weight `v` is on the executor; count a cache hit if it was."""
         ex = self.executor
-        if ex.has_weight(v.fp):
+        if v.fp in self.weights_registered or ex.has_weight(v.fp):
             self.counters["weight_cache_hits"] += 1
         else:
             if v.host._version != v.host_version:
@@ -112,6 +113,23 @@ class Runtime:
             self.executor.free(ids)
             self.counters["objects_freed"] += len(ids)
 
+    def compile_request(self, targets):
+        """Encode the pending program as one request without running it.
+
+        Returns (srg_bytes, inputs, keep) for ``executor.run``; the targets are the
+        request's outputs.  Used by benchmarks to time the executor alone; the
+        pending program is consumed and the targets stay unmaterialised.
+        """
+        self.init()
+        self._send_frees()
+        g, host_inputs, produced, ids, sources = self.program.build(targets, self.register_weight)
+        for v in targets:
+            g.mark_output(ids[id(v)], True, 0)
+        inputs = [(TORCH_TO_CODE[h.dtype], tuple(h.shape), h.data_ptr()) for h in host_inputs]
+        # The caller holds `keep` while it reuses the request: it pins the host
+        # buffers and the resident objects the graph reads.
+        return g.encode(), inputs, (host_inputs, sources)
+
     def flush(self, targets=()):
         """Run every pending node; `targets` get their CPU copies cached."""
         if not self.program.nodes:
@@ -122,8 +140,7 @@ class Runtime:
         # values that die while it is built (inputs only the pending nodes
         # referenced) are still read by it and are freed with the next request.
         self._send_frees()
-        g, host_inputs, produced, ids = self.program.build(
-            targets, self.weights_registered, self.register_weight)
+        g, host_inputs, produced, ids, _ = self.program.build(targets, self.register_weight)
         target_ids = {ids[id(v)] for v in targets}
         kept = []
         for wr, sid in produced:

@@ -119,7 +119,8 @@ def test_srg_annotations():
     assert "stateful_kv_cache" in residencies
     assert any(v["residency"] == "persistent_weight" for v in doc["values"])
     assert {n["modality"] for n in doc["nodes"]} == {"text"}
-    assert all("flops" in n and "bytes" in n for n in doc["nodes"])
+    assert all({"flops", "bytes", "intensity"} <= set(n["cost"]) for n in doc["nodes"])
+    assert any(n["op"] == "addmm.default" and n["cost"]["flops"] > 0 for n in doc["nodes"])
     assert doc["edges"] and all(e["bytes"] > 0 for e in doc["edges"])
 
 
