@@ -4,12 +4,13 @@
  * tensor for all heads.
  *
  * Two schedules, chosen by the size of one head's problem:
- *  - large (prefill): heads run one after another; for each block of query
- *    rows QK^T and PV are single multi-threaded cblas_sgemm calls (Q and K/V
- *    passed with their own row strides, so a transposed or sliced KV cache is
- *    not copied) and the masked, numerically stable softmax runs in between on
- *    OpenMP threads.  With is_causal a block only multiplies the keys its rows
- *    can see (top-left aligned, like torch: row i sees keys 0..i).
+ *  - large (prefill): (head, block of 64 query rows) units are spread over
+ *    OpenMP threads; each computes S = QK^T with one single-threaded sgemm
+ *    (Q and K/V passed with their own row strides, so a transposed or sliced
+ *    KV cache is not copied), the masked, numerically stable softmax in place,
+ *    and O = PV with a second sgemm, keeping S (64 x Tk) in cache.  With
+ *    is_causal a block only multiplies the keys its rows can see (top-left
+ *    aligned, like torch: row i sees keys 0..i).
  *  - small (decode, short prompts): (head, query row) pairs are spread over
  *    OpenMP threads and each computes its scores and the weighted sum of V with
  *    vectorised dot/axpy loops: sgemm's fixed cost dominates at one query row.
@@ -26,13 +27,12 @@
 #include "cpu_internal.h"
 #include "cpu_vmath.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SDPA_BLOCK_Q   128          /* query rows per sgemm block (large schedule) */
+#define SDPA_BLOCK_Q   64           /* query rows per sgemm block (large schedule) */
 #define SDPA_BLAS_MIN  (1 << 20)    /* Tq * Tk * D at which one head uses sgemm */
 
 typedef struct sdpa_geom {
@@ -202,53 +202,71 @@ static genie_status_t sdpa_rows(const genie_op_call_t *c, const sdpa_geom_t *g)
 
 /* ---- large schedule: sgemm per block of query rows ---------------------------------- */
 
+/* One (problem b, query rows i0..i0+nq) unit; S has room for nq * Tk. */
+static void sdpa_block(const sdpa_geom_t *g, int64_t b, int64_t i0, int64_t nq, float *S)
+{
+    int64_t qo, ko, vo, mo;
+    int64_t kn = g->causal ? (i0 + nq < g->Tk ? i0 + nq : g->Tk) : g->Tk;
+    float *O = g->o + (b * g->Tq + i0) * g->Dv;
+
+    batch_offsets(g, b, &qo, &ko, &vo, &mo);
+    if (kn == 0) {
+        memset(O, 0, (size_t)(nq * g->Dv) * sizeof(float));
+        return;
+    }
+    /* S (nq, kn) = scale * Q_blk K^T, only the keys this block can see. */
+    genie_cpu_sgemm(1, 0, 1, nq, kn, g->D, g->scale, g->q + qo + i0 * g->qrs, g->qrs,
+                    g->k + ko, g->krs, 0.0f, S, kn);
+    for (int64_t r = 0; r < nq; r++) {
+        int64_t i = i0 + r;
+        int64_t n = g->causal ? (i + 1 < g->Tk ? i + 1 : g->Tk) : g->Tk;
+        float *s = S + r * kn, inv;
+        apply_mask(g, mo, i, n, s);
+        inv = softmax_unnorm(s, n);
+        for (int64_t j = 0; j < n; j++) {
+            s[j] *= inv;
+        }
+        for (int64_t j = n; j < kn; j++) {
+            s[j] = 0.0f;         /* keys beyond the causal limit */
+        }
+    }
+    /* O_blk (nq, Dv) = P V */
+    genie_cpu_sgemm(1, 0, 0, nq, g->Dv, kn, 1.0f, S, kn, g->v + vo, g->vrs, 0.0f, O, g->Dv);
+}
+
 static genie_status_t sdpa_blas(const genie_op_call_t *c, const sdpa_geom_t *g)
 {
     int64_t qb = g->Tq < SDPA_BLOCK_Q ? g->Tq : SDPA_BLOCK_Q;
-    float *S = malloc((size_t)(qb * (g->Tk > 0 ? g->Tk : 1)) * sizeof(float));
-    int nt = genie_cpu_threads(c);
+    int64_t nblk = (g->Tq + qb - 1) / qb, units = g->nbatch * nblk;
+    int fail = 0;
 
-    if (S == NULL) {
+    /* Units are independent (each writes its own rows of O); causal units
+     * differ in size, hence the dynamic schedule. */
+#ifdef _OPENMP
+#pragma omp parallel num_threads(genie_cpu_threads(c)) if (units > 1)
+#endif
+    {
+        float *S = malloc((size_t)(qb * (g->Tk > 0 ? g->Tk : 1)) * sizeof(float));
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (int64_t u = 0; u < units; u++) {
+            int64_t b = u / nblk, i0 = (u % nblk) * qb;
+            if (S == NULL) {
+#ifdef _OPENMP
+#pragma omp atomic write
+#endif
+                fail = 1;
+                continue;
+            }
+            sdpa_block(g, b, i0, g->Tq - i0 < qb ? g->Tq - i0 : qb, S);
+        }
+        free(S);
+    }
+    if (fail) {
         return genie_set_error(GENIE_ERR_NOMEM, "%s: out of memory for a %lldx%lld score block",
                                genie_cpu_opname(c), (long long)qb, (long long)g->Tk);
     }
-    for (int64_t b = 0; b < g->nbatch; b++) {
-        int64_t qo, ko, vo, mo;
-        batch_offsets(g, b, &qo, &ko, &vo, &mo);
-        for (int64_t i0 = 0; i0 < g->Tq; i0 += qb) {
-            int64_t nq = g->Tq - i0 < qb ? g->Tq - i0 : qb;
-            int64_t kn = g->causal ? (i0 + nq < g->Tk ? i0 + nq : g->Tk) : g->Tk;
-            float *O = g->o + (b * g->Tq + i0) * g->Dv;
-
-            if (kn == 0) {
-                memset(O, 0, (size_t)(nq * g->Dv) * sizeof(float));
-                continue;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nq, (int)kn, (int)g->D,
-                        g->scale, g->q + qo + i0 * g->qrs, (int)g->qrs, g->k + ko, (int)g->krs,
-                        0.0f, S, (int)kn);
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(nt) if (nq * kn >= CPU_PAR_GRAIN)
-#endif
-            for (int64_t r = 0; r < nq; r++) {
-                int64_t i = i0 + r;
-                int64_t n = g->causal ? (i + 1 < g->Tk ? i + 1 : g->Tk) : g->Tk;
-                float *s = S + r * kn, inv;
-                apply_mask(g, mo, i, n, s);
-                inv = softmax_unnorm(s, n);
-                for (int64_t j = 0; j < n; j++) {
-                    s[j] *= inv;
-                }
-                for (int64_t j = n; j < kn; j++) {
-                    s[j] = 0.0f;         /* keys beyond the causal limit */
-                }
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nq, (int)g->Dv, (int)kn,
-                        1.0f, S, (int)kn, g->v + vo, (int)g->vrs, 0.0f, O, (int)g->Dv);
-        }
-    }
-    (void)nt;
-    free(S);
     return GENIE_OK;
 }
 

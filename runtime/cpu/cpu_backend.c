@@ -5,9 +5,11 @@
  * its kernel.  Kernels live in one file per family (cpu_views.c, cpu_binary.c,
  * cpu_matmul.c, ...); this file only wires them up.
  *
- * Threads: one setting, n_threads, governs both the OpenMP loops of our
- * kernels and OpenBLAS (openblas_set_num_threads), so that a benchmark "on N
- * threads" means the same thing for us and for PyTorch.
+ * Threads: one setting, n_threads, sizes the OpenMP loops of our kernels,
+ * GEMMs included: OpenBLAS itself is set to one thread and each product is
+ * split over our OpenMP threads (cpu_gemm.c explains why: a second busy-wait
+ * pool halved throughput).  A benchmark "on N threads" therefore means N
+ * threads for us as for PyTorch.  openblas_set_num_threads is process-wide.
  */
 #include "cpu_internal.h"
 
@@ -196,7 +198,7 @@ genie_status_t genie_backend_cpu_create(int n_threads, genie_backend_t **backend
     b->iface = &cpu_iface;
     b->ctx = NULL;
     b->n_threads = n_threads;
-    openblas_set_num_threads(n_threads);
+    openblas_set_num_threads(1);
     *backend_p = b;
     return GENIE_OK;
 }

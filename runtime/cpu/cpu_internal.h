@@ -171,6 +171,18 @@ genie_status_t genie_cpu_copy(const genie_op_call_t *c, const genie_tensor_t *sr
 genie_status_t genie_cpu_contiguous(const genie_op_call_t *c, const genie_tensor_t *src,
                                     int n_threads, genie_tensor_t *out_p);
 
+/* ---- matrix products --------------------------------------------------- */
+
+/* Row-major C (M, N, row stride ldc) = alpha * op(A) op(B) + beta * C with
+ * op(A) (M, K), op(B) (K, N); trans_* select the transposed storage (lda/ldb
+ * are the storage row strides, as in cblas).  Split over n_threads OpenMP
+ * threads around single-threaded OpenBLAS calls (see cpu_gemm.c).  Must not
+ * be called from inside an OpenMP parallel region with n_threads > 1; inside
+ * one, pass n_threads = 1. */
+void genie_cpu_sgemm(int n_threads, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                     float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                     float beta, float *C, int64_t ldc);
+
 /* ---- op entry points (one per ops.def entry, grouped by file) ----------- */
 #define CPU_OP(name) genie_status_t genie_cpu_op_##name(const genie_op_call_t *c)
 

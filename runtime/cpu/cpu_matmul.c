@@ -1,7 +1,8 @@
 /*
  * Matrix products on OpenBLAS: mm, addmm, bmm, baddbmm.
  *
- * Operands are handed to cblas_sgemm in place whenever their strides describe
+ * Operands are handed to sgemm (genie_cpu_sgemm: OpenBLAS on our own OpenMP
+ * threads) in place whenever their strides describe
  * a row-major or a column-major matrix (NoTrans / Trans with the matching
  * leading dimension), so BERT's t(weight) and a transposed K cache cost no
  * copy.  Only an operand that is neither (e.g. an expanded or doubly-strided
@@ -165,11 +166,28 @@ static genie_status_t gemm_run(const genie_op_call_t *c, const genie_tensor_t *b
     if (st != GENIE_OK) {
         goto err_a;
     }
-    for (int64_t i = 0; i < bt; i++) {
-        cblas_sgemm(CblasRowMajor, da.trans, db.trans, (int)M, (int)N, (int)K,
-                    (float)alpha, da.data + i * da.bstride, (int)da.ld,
-                    db.data + i * db.bstride, (int)db.ld,
-                    (float)beta, (float *)genie_tensor_data(acc) + i * M * N, (int)N);
+    {
+        float *cbase = genie_tensor_data(acc);
+        int nt = genie_cpu_threads(c);
+        int ta = da.trans == CblasTrans, tbt = db.trans == CblasTrans;
+        /* Many small products (attention's per-head bmm): one per thread;
+         * few large ones: each one split over the threads. */
+        if (bt >= nt && nt > 1) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nt) schedule(static) if (bt * M * N * K >= CPU_PAR_GRAIN)
+#endif
+            for (int64_t i = 0; i < bt; i++) {
+                genie_cpu_sgemm(1, ta, tbt, M, N, K, (float)alpha, da.data + i * da.bstride,
+                                da.ld, db.data + i * db.bstride, db.ld, (float)beta,
+                                cbase + i * M * N, N);
+            }
+        } else {
+            for (int64_t i = 0; i < bt; i++) {
+                genie_cpu_sgemm(nt, ta, tbt, M, N, K, (float)alpha, da.data + i * da.bstride,
+                                da.ld, db.data + i * db.bstride, db.ld, (float)beta,
+                                cbase + i * M * N, N);
+            }
+        }
     }
     genie_tensor_release(&tb);
     genie_tensor_release(&ta);
