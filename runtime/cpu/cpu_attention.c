@@ -281,7 +281,8 @@ static genie_status_t as_rows_f32(const genie_op_call_t *c, const genie_tensor_t
     int n = t->ndim;
     int ok = t->dtype == GENIE_F32 &&
              (t->shape[n - 1] <= 1 || t->strides[n - 1] == 1) &&
-             (t->shape[n - 2] <= 1 || t->strides[n - 2] >= t->shape[n - 1]);
+             (t->shape[n - 2] <= 1 ||
+              (t->strides[n - 2] >= t->shape[n - 1] && t->strides[n - 2] <= INT_MAX));
     genie_status_t st;
 
     if (ok) {

@@ -541,6 +541,9 @@ def matmuls():
     case("mm.default", [rn(6, 4, dtype=torch.float16), rn(4, 5, dtype=torch.float16)], label="f16")
     case("mm.default", [rn(6, 4, dtype=torch.bfloat16), tr(4, 5, dtype=torch.bfloat16)],
          label="bf16")
+    case("mm.default", [rn(1, 768), rn(768, 256)], label="decode row (threaded gemv)")
+    case("mm.default", [sl(1, 768), tr(768, 256)], label="strided row, transposed weight (gemv)")
+    case("mm.default", [rn(256, 128), rn(128, 64)], label="narrow output (row split)")
     case("mm.default", [rn(3, 0), rn(0, 4)], label="K = 0")
     case("mm.default", [rn(0, 3), rn(3, 4)], label="M = 0")
     w = rn(48, 32)                              # nn.Linear weight (out, in)
@@ -558,6 +561,7 @@ def matmuls():
     case("addmm.default", [rn(256), rn(128, 192), rn(192, 256)], label="large (threaded BLAS)")
     case("addmm.default", [rn(4), rn(3, 0), rn(0, 4)], label="K = 0")
     case("bmm.default", [rn(3, 4, 5), rn(3, 5, 6)], label="plain")
+    case("bmm.default", [rn(4, 64, 32), tr(4, 32, 48)], label="batches over threads")
     case("bmm.default", [rn(3, 4, 5), tr(3, 5, 6)], label="transposed rhs (K cache)")
     case("bmm.default", [rn(1, 4, 5).expand(3, 4, 5), rn(3, 5, 2)], label="expanded lhs")
     case("bmm.default", [rn(2, 6, 8).transpose(0, 1)[:2], rn(2, 8, 3)], label="batch-strided lhs")
