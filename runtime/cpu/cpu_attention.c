@@ -53,22 +53,26 @@ typedef struct sdpa_geom {
 } sdpa_geom_t;
 
 /* Element offsets of problem b in q, k/v and the mask. */
-static void batch_offsets(const sdpa_geom_t *g, int64_t b, int64_t *qo, int64_t *ko,
-                          int64_t *vo, int64_t *mo)
+static void batch_offsets(const sdpa_geom_t *g, int64_t b, int64_t *qo_p, int64_t *ko_p,
+                          int64_t *vo_p, int64_t *mo_p)
 {
-    *qo = *ko = *vo = *mo = 0;
+    int64_t qo = 0, ko = 0, vo = 0, mo = 0;
+
     for (int d = g->nb - 1; d >= 0; d--) {
         int64_t i = b % g->bshape[d];
         b /= g->bshape[d];
-        *qo += i * g->qbs[d];
-        *ko += (i / g->kdiv[d]) * g->kbs[d];
-        *vo += (i / g->kdiv[d]) * g->vbs[d];
-        *mo += i * g->mbs[d];
+        qo += i * g->qbs[d];
+        ko += (i / g->kdiv[d]) * g->kbs[d];
+        vo += (i / g->kdiv[d]) * g->vbs[d];
+        mo += i * g->mbs[d];
     }
+    *qo_p = qo;
+    *ko_p = ko;
+    *vo_p = vo;
+    *mo_p = mo;
 }
 
-/* s (n) = scale * q . K[j] for the first n key rows, then the mask row
- * (offset mo for query row i).  Returns the row maximum. */
+/* s (n) = scale * q . K[j] for the first n key rows. */
 CPU_MULTIVERSION
 static void scores_row(const float *restrict q, const float *restrict K, int64_t krs,
                        int64_t D, int64_t n, float scale, float *restrict s)
@@ -293,7 +297,7 @@ static genie_status_t as_rows_f32(const genie_op_call_t *c, const genie_tensor_t
     if (st != GENIE_OK) {
         return st;
     }
-    st = genie_cpu_copy(c, t, out_p, genie_cpu_threads(c));
+    st = genie_cpu_copy(c, genie_cpu_threads(c), t, out_p);
     if (st != GENIE_OK) {
         genie_tensor_release(out_p);
     }
@@ -479,7 +483,7 @@ genie_status_t genie_cpu_op_sdpa(const genie_op_call_t *c)
         st = sdpa_rows(c, &g);
     }
     if (st == GENIE_OK && of.storage != out->storage) {
-        st = genie_cpu_copy(c, &of, out, genie_cpu_threads(c));
+        st = genie_cpu_copy(c, genie_cpu_threads(c), &of, out);
     }
 out:
     genie_tensor_release(&of);

@@ -76,7 +76,7 @@ static genie_status_t cpu_download(genie_backend_t *b, const genie_tensor_t *src
     host.nbytes = genie_tensor_nbytes(src);
     dst.storage = &host;
     genie_tensor_set_contiguous_strides(&dst);
-    return genie_cpu_copy(&call, src, &dst, genie_cpu_threads(&call));
+    return genie_cpu_copy(&call, genie_cpu_threads(&call), src, &dst);
 }
 
 static void cpu_destroy(genie_backend_t *b)

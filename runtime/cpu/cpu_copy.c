@@ -64,8 +64,8 @@ static void copy_convert_row(void *vctx, int64_t n, char *const *p, const int64_
     }
 }
 
-genie_status_t genie_cpu_copy(const genie_op_call_t *c, const genie_tensor_t *src,
-                              genie_tensor_t *dst, int n_threads)
+genie_status_t genie_cpu_copy(const genie_op_call_t *c, int n_threads,
+                              const genie_tensor_t *src, genie_tensor_t *dst)
 {
     cpu_iter_t it;
     copy_ctx_t cx;
@@ -98,7 +98,7 @@ genie_status_t genie_cpu_contiguous(const genie_op_call_t *c, const genie_tensor
     if (st != GENIE_OK) {
         return st;
     }
-    st = genie_cpu_copy(c, src, &t, n_threads);
+    st = genie_cpu_copy(c, n_threads, src, &t);
     if (st != GENIE_OK) {
         genie_tensor_release(&t);
         return st;
@@ -120,7 +120,7 @@ genie_status_t genie_cpu_op_clone(const genie_op_call_t *c)
     if (st != GENIE_OK) {
         return st;
     }
-    return genie_cpu_copy(c, c->in[0], &c->out[0], genie_cpu_threads(c));
+    return genie_cpu_copy(c, genie_cpu_threads(c), c->in[0], &c->out[0]);
 }
 
 /* _to_copy(self, *, dtype, layout, device, pin_memory, non_blocking,
@@ -142,7 +142,7 @@ genie_status_t genie_cpu_op_copy(const genie_op_call_t *c)
     if (st != GENIE_OK) {
         return st;
     }
-    return genie_cpu_copy(c, c->in[1], &c->out[0], genie_cpu_threads(c));
+    return genie_cpu_copy(c, genie_cpu_threads(c), c->in[1], &c->out[0]);
 }
 
 /* ---- cat -------------------------------------------------------------------- */
@@ -220,7 +220,7 @@ genie_status_t genie_cpu_op_cat(const genie_op_call_t *c)
         }
         part.shape[d] = t->shape[d];
         part.offset = out->offset + pos * out->strides[d];
-        st = genie_cpu_copy(c, t, &part, genie_cpu_threads(c));
+        st = genie_cpu_copy(c, genie_cpu_threads(c), t, &part);
         if (st != GENIE_OK) {
             return st;
         }

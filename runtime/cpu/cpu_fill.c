@@ -188,7 +188,7 @@ static genie_status_t tri_run(const genie_op_call_t *c, int lower)
                                genie_cpu_opname(c), genie_dtype_name(out->dtype),
                                genie_dtype_name(c->in[0]->dtype));
     }
-    st = genie_cpu_copy(c, c->in[0], out, genie_cpu_threads(c));
+    st = genie_cpu_copy(c, genie_cpu_threads(c), c->in[0], out);
     if (st != GENIE_OK) {
         return st;
     }

@@ -221,7 +221,7 @@ genie_status_t genie_cpu_op_index_select(const genie_op_call_t *c)
         src.offset = x->offset + vals[j] * x->strides[d];
         dst.shape[d] = 1;
         dst.offset = out->offset + j * out->strides[d];
-        st = genie_cpu_copy(c, &src, &dst, genie_cpu_threads(c));
+        st = genie_cpu_copy(c, genie_cpu_threads(c), &src, &dst);
     }
 out_free:
     free(vals);

@@ -163,8 +163,8 @@ genie_status_t genie_cpu_broadcast_strides(const genie_op_call_t *c, const genie
 
 /* dst = src converted to dst's dtype; both strided, same shape (src may carry
  * zero strides from broadcasting).  Fast paths for same-dtype row copies. */
-genie_status_t genie_cpu_copy(const genie_op_call_t *c, const genie_tensor_t *src,
-                              genie_tensor_t *dst, int n_threads);
+genie_status_t genie_cpu_copy(const genie_op_call_t *c, int n_threads,
+                              const genie_tensor_t *src, genie_tensor_t *dst);
 
 /* out_p = contiguous copy of src made with genie_cpu_copy (or a shared view if
  * src is already contiguous). */

@@ -50,32 +50,32 @@ static int blas_layout(int64_t rows, int64_t cols, int64_t s0, int64_t s1,
 }
 
 /* Describe operand t of shape (Bt, rows, cols) (or (rows, cols) when
- * batched == 0) for sgemm, copying it into *tmp (f32, contiguous) when its
- * dtype or layout is not usable directly.  *tmp stays empty otherwise. */
+ * batched == 0) for sgemm, copying it into *tmp_p (f32, contiguous) when its
+ * dtype or layout is not usable directly.  *tmp_p stays empty otherwise. */
 static genie_status_t prepare_operand(const genie_op_call_t *c, const genie_tensor_t *t,
-                                      int batched, genie_tensor_t *tmp, mat_desc_t *d_p)
+                                      int batched, genie_tensor_t *tmp_p, mat_desc_t *d_p)
 {
     int r = batched, q = batched + 1;
     int64_t rows = t->shape[r], cols = t->shape[q];
     genie_status_t st;
 
-    memset(tmp, 0, sizeof(*tmp));
+    memset(tmp_p, 0, sizeof(*tmp_p));
     if (t->dtype == GENIE_F32 &&
         blas_layout(rows, cols, t->strides[r], t->strides[q], &d_p->trans, &d_p->ld)) {
         d_p->data = genie_tensor_data(t);
         d_p->bstride = batched ? t->strides[0] : 0;
         return GENIE_OK;
     }
-    st = genie_tensor_alloc(GENIE_F32, t->ndim, t->shape, tmp);
+    st = genie_tensor_alloc(GENIE_F32, t->ndim, t->shape, tmp_p);
     if (st != GENIE_OK) {
         return st;
     }
-    st = genie_cpu_copy(c, t, tmp, genie_cpu_threads(c));
+    st = genie_cpu_copy(c, genie_cpu_threads(c), t, tmp_p);
     if (st != GENIE_OK) {
-        genie_tensor_release(tmp);
+        genie_tensor_release(tmp_p);
         return st;
     }
-    d_p->data = genie_tensor_data(tmp);
+    d_p->data = genie_tensor_data(tmp_p);
     d_p->bstride = batched ? rows * cols : 0;
     d_p->trans = CblasNoTrans;
     d_p->ld = cols > 1 ? cols : 1;
@@ -141,7 +141,7 @@ static genie_status_t gemm_run(const genie_op_call_t *c, const genie_tensor_t *b
         acc = &tc;
     }
     if (bias != NULL && beta != 0.0) {
-        st = genie_cpu_copy(c, bias, acc, genie_cpu_threads(c));
+        st = genie_cpu_copy(c, genie_cpu_threads(c), bias, acc);
         if (st != GENIE_OK) {
             goto err_acc;
         }
@@ -194,7 +194,7 @@ static genie_status_t gemm_run(const genie_op_call_t *c, const genie_tensor_t *b
 
 finish:
     if (acc != out) {
-        st = genie_cpu_copy(c, acc, out, genie_cpu_threads(c));
+        st = genie_cpu_copy(c, genie_cpu_threads(c), acc, out);
         genie_tensor_release(&tc);
     }
     return st;

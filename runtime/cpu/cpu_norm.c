@@ -85,7 +85,7 @@ static genie_status_t affine_f32(const genie_op_call_t *c, const genie_tensor_t 
     if (st != GENIE_OK) {
         return st;
     }
-    st = genie_cpu_copy(c, p, &t, 1);
+    st = genie_cpu_copy(c, 1, p, &t);
     if (st != GENIE_OK) {
         genie_tensor_release(&t);
         return st;

@@ -53,7 +53,7 @@ static genie_status_t view_finish(const genie_op_call_t *c, uint32_t k,
 /* ATen's computeStride: strides that let `oshape/ostride` be seen as `nshape`
  * without copying, or 0 if the layout does not allow it. */
 static int compute_view_strides(int ondim, const int64_t *oshape, const int64_t *ostride,
-                                int nndim, const int64_t *nshape, int64_t *nstride)
+                                int nndim, const int64_t *nshape, int64_t *nstride_p)
 {
     int64_t numel = 1;
     int64_t chunk_base_stride, tensor_numel = 1, view_numel = 1;
@@ -61,7 +61,7 @@ static int compute_view_strides(int ondim, const int64_t *oshape, const int64_t 
 
     if (ondim == 0) {
         for (int d = 0; d < nndim; d++) {
-            nstride[d] = 1;
+            nstride_p[d] = 1;
         }
         return 1;
     }
@@ -70,7 +70,7 @@ static int compute_view_strides(int ondim, const int64_t *oshape, const int64_t 
     }
     if (numel == 0) {
         for (int d = nndim - 1; d >= 0; d--) {
-            nstride[d] = d == nndim - 1 ? 1 : (nshape[d + 1] > 1 ? nshape[d + 1] : 1) * nstride[d + 1];
+            nstride_p[d] = d == nndim - 1 ? 1 : (nshape[d + 1] > 1 ? nshape[d + 1] : 1) * nstride_p[d + 1];
         }
         return 1;
     }
@@ -80,7 +80,7 @@ static int compute_view_strides(int ondim, const int64_t *oshape, const int64_t 
         if (td == 0 ||
             (oshape[td - 1] != 1 && ostride[td - 1] != tensor_numel * chunk_base_stride)) {
             while (view_d >= 0 && (view_numel < tensor_numel || nshape[view_d] == 1)) {
-                nstride[view_d] = view_numel * chunk_base_stride;
+                nstride_p[view_d] = view_numel * chunk_base_stride;
                 view_numel *= nshape[view_d];
                 view_d--;
             }
