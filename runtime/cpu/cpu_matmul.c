@@ -169,7 +169,7 @@ static genie_status_t gemm_run(const genie_op_call_t *c, const genie_tensor_t *b
     {
         float *cbase = genie_tensor_data(acc);
         int nt = genie_cpu_threads(c);
-        int ta = da.trans == CblasTrans, tbt = db.trans == CblasTrans;
+        int trans_a = da.trans == CblasTrans, trans_b = db.trans == CblasTrans;
         /* Many small products (attention's per-head bmm): one per thread;
          * few large ones: each one split over the threads. */
         if (bt >= nt && nt > 1) {
@@ -177,13 +177,13 @@ static genie_status_t gemm_run(const genie_op_call_t *c, const genie_tensor_t *b
 #pragma omp parallel for num_threads(nt) schedule(static) if (bt * M * N * K >= CPU_PAR_GRAIN)
 #endif
             for (int64_t i = 0; i < bt; i++) {
-                genie_cpu_sgemm(1, ta, tbt, M, N, K, (float)alpha, da.data + i * da.bstride,
+                genie_cpu_sgemm(1, trans_a, trans_b, M, N, K, (float)alpha, da.data + i * da.bstride,
                                 da.ld, db.data + i * db.bstride, db.ld, (float)beta,
                                 cbase + i * M * N, N);
             }
         } else {
             for (int64_t i = 0; i < bt; i++) {
-                genie_cpu_sgemm(nt, ta, tbt, M, N, K, (float)alpha, da.data + i * da.bstride,
+                genie_cpu_sgemm(nt, trans_a, trans_b, M, N, K, (float)alpha, da.data + i * da.bstride,
                                 da.ld, db.data + i * db.bstride, db.ld, (float)beta,
                                 cbase + i * M * N, N);
             }
