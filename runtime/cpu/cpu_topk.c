@@ -137,7 +137,7 @@ genie_status_t genie_cpu_op_topk(const genie_op_call_t *c)
     if (st != GENIE_OK) {
         return st;
     }
-    (void)sorted;
+    (void)sorted;      /* results are always sorted: a valid order for sorted=False too */
     x = c->in[0];
     L = x->ndim > 0 ? x->shape[d] : 1;
     if (k < 0 || k > L) {
