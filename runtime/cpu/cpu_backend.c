@@ -170,12 +170,24 @@ static const genie_backend_i cpu_iface = {
         [GENIE_OP_TOPK]         = genie_cpu_op_topk,
         [GENIE_OP_CAT]          = genie_cpu_op_cat,
         [GENIE_OP_SDPA]         = genie_cpu_op_sdpa,
+        /* ops revision 2 */
+        [GENIE_OP_SUM]          = genie_cpu_op_sum,
+        [GENIE_OP_MEAN]         = genie_cpu_op_mean,
+        [GENIE_OP_NE]           = genie_cpu_op_ne,
+        [GENIE_OP_LT]           = genie_cpu_op_lt,
+        [GENIE_OP_GT]           = genie_cpu_op_gt,
+        [GENIE_OP_LE]           = genie_cpu_op_le,
+        [GENIE_OP_GE]           = genie_cpu_op_ge,
+        [GENIE_OP_BITWISE_AND]  = genie_cpu_op_bitwise_and,
+        [GENIE_OP_BITWISE_OR]   = genie_cpu_op_bitwise_or,
+        [GENIE_OP_LOGICAL_AND]  = genie_cpu_op_logical_and,
+        [GENIE_OP_LOGICAL_OR]   = genie_cpu_op_logical_or,
     },
 };
 
 /* The table above is written by hand; when ops.def grows this fails until
  * the new op gets a kernel here (and the count below is updated). */
-_Static_assert(GENIE_OP_COUNT == 78, "ops.def changed: add the new ops to cpu_iface");
+_Static_assert(GENIE_OP_COUNT == 89, "ops.def changed: add the new ops to cpu_iface");
 
 genie_status_t genie_backend_cpu_create(int n_threads, genie_backend_t **backend_p)
 {

@@ -1,5 +1,5 @@
 /*
- * Comparisons and selection: eq.Tensor, eq/ne/lt/gt/le/ge.Scalar, where.self,
+ * Comparisons and selection: eq/ne/lt/gt/le/ge (.Tensor and .Scalar), where.self,
  * masked_fill.Scalar.
  *
  * Comparisons follow PyTorch's promotion: if either side is floating the values
@@ -116,6 +116,11 @@ genie_status_t genie_cpu_op_lt_scalar(const genie_op_call_t *c) { return cmp_run
 genie_status_t genie_cpu_op_gt_scalar(const genie_op_call_t *c) { return cmp_run(c, CMP_GT, 1); }
 genie_status_t genie_cpu_op_le_scalar(const genie_op_call_t *c) { return cmp_run(c, CMP_LE, 1); }
 genie_status_t genie_cpu_op_ge_scalar(const genie_op_call_t *c) { return cmp_run(c, CMP_GE, 1); }
+genie_status_t genie_cpu_op_ne(const genie_op_call_t *c)        { return cmp_run(c, CMP_NE, 0); }
+genie_status_t genie_cpu_op_lt(const genie_op_call_t *c)        { return cmp_run(c, CMP_LT, 0); }
+genie_status_t genie_cpu_op_gt(const genie_op_call_t *c)        { return cmp_run(c, CMP_GT, 0); }
+genie_status_t genie_cpu_op_le(const genie_op_call_t *c)        { return cmp_run(c, CMP_LE, 0); }
+genie_status_t genie_cpu_op_ge(const genie_op_call_t *c)        { return cmp_run(c, CMP_GE, 0); }
 
 /* ---- where / masked_fill ----------------------------------------------------- */
 

@@ -215,11 +215,15 @@ CPU_OP(addmm); CPU_OP(mm); CPU_OP(bmm); CPU_OP(baddbmm);
 CPU_OP(softmax); CPU_OP(safe_softmax); CPU_OP(log_softmax);
 /* cpu_reduce.c */
 CPU_OP(argmax); CPU_OP(max_dim); CPU_OP(sum_dim); CPU_OP(mean_dim); CPU_OP(all);
-CPU_OP(any); CPU_OP(cumsum);
+CPU_OP(any); CPU_OP(cumsum); CPU_OP(sum); CPU_OP(mean);
 /* cpu_topk.c */
 CPU_OP(topk);
 /* cpu_attention.c */
 CPU_OP(sdpa);
+/* cpu_compare.c (ops revision 2) */
+CPU_OP(ne); CPU_OP(lt); CPU_OP(gt); CPU_OP(le); CPU_OP(ge);
+/* cpu_logical.c */
+CPU_OP(bitwise_and); CPU_OP(bitwise_or); CPU_OP(logical_and); CPU_OP(logical_or);
 
 #undef CPU_OP
 

@@ -186,7 +186,9 @@ static int64_t reduce_sum_i(const red_plan_t *p, const genie_tensor_t *x, const 
     return (int64_t)acc;
 }
 
-static genie_status_t sum_run(const genie_op_call_t *c, int mean)
+/* dims_attr: index of the `dim` attribute, or -1 for the overloads without
+ * one (sum.default, mean.default), which reduce every dimension. */
+static genie_status_t sum_run(const genie_op_call_t *c, int mean, int dims_attr)
 {
     const genie_tensor_t *x;
     genie_tensor_t *out = &c->out[0];
@@ -196,8 +198,10 @@ static genie_status_t sum_run(const genie_op_call_t *c, int mean)
     genie_status_t st;
 
     st = genie_cpu_check_call(c, 1, 1, 1);
-    if (st == GENIE_OK) {
-        st = parse_dims(c, 0, c->in[0]->ndim, reduce);
+    if (st == GENIE_OK && dims_attr >= 0) {
+        st = parse_dims(c, (uint32_t)dims_attr, c->in[0]->ndim, reduce);
+    } else if (st == GENIE_OK) {
+        memset(reduce, 1, GENIE_MAX_DIMS);
     }
     if (st != GENIE_OK) {
         return st;
@@ -240,9 +244,12 @@ static genie_status_t sum_run(const genie_op_call_t *c, int mean)
 }
 
 /* sum.dim_IntList(self, dim[]?, keepdim, *, dtype?) */
-genie_status_t genie_cpu_op_sum_dim(const genie_op_call_t *c) { return sum_run(c, 0); }
+genie_status_t genie_cpu_op_sum_dim(const genie_op_call_t *c) { return sum_run(c, 0, 0); }
 /* mean.dim(self, dim[]?, keepdim, *, dtype?) */
-genie_status_t genie_cpu_op_mean_dim(const genie_op_call_t *c) { return sum_run(c, 1); }
+genie_status_t genie_cpu_op_mean_dim(const genie_op_call_t *c) { return sum_run(c, 1, 0); }
+/* sum.default(self, *, dtype?) and mean.default(self, *, dtype?): all dims */
+genie_status_t genie_cpu_op_sum(const genie_op_call_t *c) { return sum_run(c, 0, -1); }
+genie_status_t genie_cpu_op_mean(const genie_op_call_t *c) { return sum_run(c, 1, -1); }
 
 /* ---- argmax / max.dim ---------------------------------------------------------------- */
 

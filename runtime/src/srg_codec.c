@@ -32,9 +32,9 @@ _Static_assert(GENIE_ATTR_TAG_COUNT == 7,
                "genie_attr_tag_t changed: bump GENIE_SRG_VERSION and docs/srg-format.md");
 _Static_assert(GENIE_DTYPE_COUNT == 6,
                "genie_dtype_t changed: bump GENIE_SRG_VERSION and docs/srg-format.md");
-_Static_assert(GENIE_OP_COUNT == 78,
+_Static_assert(GENIE_OP_COUNT == 89,
                "ops.def changed: bump GENIE_SRG_OPS_REVISION and the op table in docs/srg-format.md");
-_Static_assert(GENIE_SRG_VERSION == 1 && GENIE_SRG_OPS_REVISION == 1,
+_Static_assert(GENIE_SRG_VERSION == 1 && GENIE_SRG_OPS_REVISION == 2,
                "format changed: update the record layouts below and docs/srg-format.md");
 _Static_assert(GENIE_MAX_DIMS == 8, "ndim limit is part of the format: bump GENIE_SRG_VERSION");
 _Static_assert(sizeof(double) == 8, "FLOAT attrs are IEEE-754 binary64");
@@ -282,6 +282,7 @@ typedef struct rd {
     const char    *rec;    /* record being read, for messages: "value", "node"  */
     uint32_t       idx;    /* its index                                         */
     uint32_t       attr;   /* attribute being read, GENIE_SRG_NONE outside one  */
+    uint32_t       n_ops;  /* ops that exist in the graph's ops revision         */
 } rd_t;
 
 /* "value 3", "node 7" or "node 7 attr 2": where the cursor is, for messages. */
@@ -403,7 +404,7 @@ static genie_status_t rd_str(rd_t *r, genie_srg_t *srg, const char *field, const
  * trailing garbage.  Both counts are bounded by the remaining bytes here.
  */
 static genie_status_t read_header(const uint8_t *buf, size_t len, uint32_t *flags_p,
-                                  uint32_t *n_values_p, uint32_t *n_nodes_p)
+                                  uint32_t *n_values_p, uint32_t *n_nodes_p, uint32_t *n_ops_p)
 {
     uint16_t version, ops_rev;
     uint32_t flags, n_values, n_nodes;
@@ -462,6 +463,7 @@ static genie_status_t read_header(const uint8_t *buf, size_t len, uint32_t *flag
     *flags_p    = flags;
     *n_values_p = n_values;
     *n_nodes_p  = n_nodes;
+    *n_ops_p    = genie_op_count_in_revision(ops_rev);
     return GENIE_OK;
 }
 
@@ -636,9 +638,9 @@ static genie_status_t read_node(rd_t *r, genie_srg_t *srg, uint32_t flags, uint8
     n->n_in      = ld_u32(b + 5);
     n->n_out     = ld_u32(b + 9);
     n->n_attr    = ld_u32(b + 13);
-    if (n->op >= GENIE_OP_COUNT) {
-        return genie_set_error(GENIE_ERR_CORRUPT, "srg: node %u: op %u not in ops.def (%d ops, "
-                               "revision %u)", idx, n->op, GENIE_OP_COUNT, GENIE_SRG_OPS_REVISION);
+    if (n->op >= r->n_ops) {
+        return genie_set_error(GENIE_ERR_CORRUPT, "srg: node %u: op %u not in ops revision of "
+                               "this graph (%u ops)", idx, n->op, r->n_ops);
     }
     if (b[2] >= GENIE_PHASE_COUNT) {
         return genie_set_error(GENIE_ERR_CORRUPT, "srg: node %u (%s): phase %u out of range (< %d)",
@@ -777,14 +779,14 @@ genie_status_t genie_srg_decode(const uint8_t *buf, size_t len, genie_srg_t **sr
     genie_srg_value_t *vals;
     genie_srg_node_t *nodes;
     uint8_t *produced;
-    uint32_t flags = 0, n_values = 0, n_nodes = 0;
+    uint32_t flags = 0, n_values = 0, n_nodes = 0, n_ops = 0;
     rd_t r;
     genie_status_t st;
 
     if ((buf == NULL && len > 0) || srg_p == NULL) {
         return genie_set_error(GENIE_ERR_INVALID, "srg: decode: NULL argument");
     }
-    st = read_header(buf, len, &flags, &n_values, &n_nodes);
+    st = read_header(buf, len, &flags, &n_values, &n_nodes, &n_ops);
     if (st != GENIE_OK) {
         return st;
     }
@@ -809,7 +811,7 @@ genie_status_t genie_srg_decode(const uint8_t *buf, size_t len, genie_srg_t **sr
     memset(nodes, 0, sizeof(*nodes) * n_nodes);
 
     r = (rd_t){ .p = buf + HDR_SIZE, .left = len - HDR_SIZE, .rec = "value",
-                .attr = GENIE_SRG_NONE };
+                .attr = GENIE_SRG_NONE, .n_ops = n_ops };
     for (uint32_t i = 0; i < n_values; i++) {
         r.idx = i;
         st = read_value(&r, srg, n_nodes, &vals[i]);

@@ -110,6 +110,8 @@ static uint64_t node_flops(const genie_srg_t *srg, const genie_srg_node_t *n)
     case GENIE_OP_MAX_DIM:
     case GENIE_OP_SUM_DIM:
     case GENIE_OP_MEAN_DIM:
+    case GENIE_OP_SUM:
+    case GENIE_OP_MEAN:
     case GENIE_OP_ALL:
     case GENIE_OP_ANY:
     case GENIE_OP_CUMSUM:

@@ -724,6 +724,39 @@ def ops_def_names():
     return names
 
 
+def revision2():
+    """Ops appended in SRG ops revision 2 (transformers' mask building, sums)."""
+    a = ri(-3, 3, 6, 7).float()
+    b = ri(-3, 3, 7).float()
+    for n in ("ne", "lt", "gt", "le", "ge"):
+        name = n + ".Tensor"
+        case(name, [a, b], label="f32 broadcast")
+        case(name, [ri(0, 3, 5, 4), ri(0, 3, 5, 4)], label="i64")
+        case(name, [ri(0, 3, 5), ri(0, 3, 5).float()], label="i64 vs f32")
+        case(name, [a.t(), a.t().contiguous()], label="transposed")
+    case("le.Tensor", [torch.arange(6)[:, None], torch.arange(6)[None, :]], label="causal mask")
+    for n in ("bitwise_and", "bitwise_or"):
+        name = n + ".Tensor"
+        case(name, [bools(4, 5), bools(4, 5)], label="bool")
+        case(name, [bools(4, 1), bools(1, 5)], label="bool broadcast")
+        case(name, [ri(-100, 100, 9), ri(-100, 100, 9)], label="i64")
+        case(name, [bools(5, 4).t(), bools(4, 5)], label="transposed")
+    for n in ("logical_and", "logical_or"):
+        name = n + ".default"
+        case(name, [bools(4, 5), bools(4, 5)], label="bool")
+        case(name, [rn(3, 4).round(), ri(-1, 2, 3, 4)], label="f32 and i64")
+        case(name, [bools(4, 1), bools(1, 5)], label="broadcast")
+    case("sum.default", [rn(30, 20)], label="f32")
+    case("sum.default", [ri(-9, 9, 4, 6)], label="i64")
+    case("sum.default", [bools(5, 6)], label="bool -> i64")
+    case("sum.default", [tr(6, 5)], label="transposed")
+    case("sum.default", [rn(4, 8, dtype=torch.bfloat16)], {"dtype": torch.float32}, label="bf16 -> f32")
+    case("sum.default", [rn(0, 3)], label="empty")
+    case("mean.default", [rn(30, 20)], label="f32")
+    case("mean.default", [tr(6, 5)], label="transposed")
+    case("mean.default", [rn(4, 8, dtype=torch.float16)], label="f16")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="directory for ops.golden")
@@ -732,7 +765,7 @@ def main():
     torch.manual_seed(20240611)
     torch.set_num_threads(1)
     for group in (views, copies, indexing, binary, unary, compare, fills, norms, matmuls,
-                  softmaxes, reductions, structure, attention):
+                  softmaxes, reductions, structure, attention, revision2):
         group()
 
     names = ops_def_names()

@@ -734,7 +734,7 @@ static void test_builder_rejects(void **state)
                        ids)
     genie_clear_error();
     expect_error(NODE_CALL(GENIE_OP_COUNT, in, 2, NULL, 0, 1, &dt, &nd, &shp,
-                           GENIE_PHASE_FORWARD, ""), GENIE_ERR_INVALID, "op 78");
+                           GENIE_PHASE_FORWARD, ""), GENIE_ERR_INVALID, "op 89");
     expect_error(NODE_CALL(GENIE_OP_MM, in, 2, NULL, 0, 1, &dt, &nd, &shp,
                            GENIE_PHASE_COUNT, ""), GENIE_ERR_INVALID, "phase 8");
     expect_error(genie_srg_add_node(g, GENIE_OP_MM, in, 2, NULL, 0, 1, &dt, &nd, &shp,
@@ -950,7 +950,7 @@ static void test_json(void **state)
     assert_true(json_valid(json));
     /* keys */
     static const char *const keys[] = {
-        "\"format\": \"genie-srg\"", "\"version\": 1", "\"ops_revision\": 1", "\"values\": [",
+        "\"format\": \"genie-srg\"", "\"version\": 1", "\"ops_revision\": 2", "\"values\": [",
         "\"nodes\": [", "\"edges\": [", "\"from_node\": ", "\"to_node\": ", "\"value\": ",
         "\"bytes\": ", "\"kind\": \"weight\"", "\"dtype\": \"float32\"", "\"shape\": [1, 8, 16]",
         "\"residency\": \"persistent_weight\"", "\"residency\": \"stateful_kv_cache\"",
@@ -1046,7 +1046,7 @@ static void test_encode_speed(void **state)
 static void test_doc_example(void **state)
 {
     static const uint8_t want[] = {
-        0x47, 0x53, 0x52, 0x47, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00,
+        0x47, 0x53, 0x52, 0x47, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00,
         0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0xdd, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         /* value 0 */
         0x01, 0x00, 0x00, 0x02, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -1067,7 +1067,7 @@ static void test_doc_example(void **state)
     };
     static const char want_json[] =
         "{\n"
-        "  \"format\": \"genie-srg\", \"version\": 1, \"ops_revision\": 1,\n"
+        "  \"format\": \"genie-srg\", \"version\": 1, \"ops_revision\": 2,\n"
         "  \"values\": [\n"
         "    {\"id\": 0, \"kind\": \"input\", \"dtype\": \"float32\", \"shape\": [2, 3], \"bytes\": 24, \"residency\": \"ephemeral_activation\", \"producer\": null, \"producer_out\": null, \"ref\": 0, \"keep_id\": 0, \"is_output\": false, \"name\": \"x\"},\n"
         "    {\"id\": 1, \"kind\": \"weight\", \"dtype\": \"float32\", \"shape\": [3, 4], \"bytes\": 48, \"residency\": \"persistent_weight\", \"producer\": null, \"producer_out\": null, \"ref\": 1234605616436508552, \"keep_id\": 0, \"is_output\": false, \"name\": \"w\"},\n"
@@ -1304,7 +1304,7 @@ static void tg_base(tgraph_t *g, int with_cost)
     memset(g, 0, sizeof(*g));
     memcpy(g->magic, "GSRG", 4);
     g->version  = 1;
-    g->ops_rev  = 1;
+    g->ops_rev  = GENIE_SRG_OPS_REVISION;
     g->flags    = with_cost ? 1u : 0u;
     g->n_values = 10;
     g->n_nodes  = 5;
@@ -1463,7 +1463,7 @@ static void e_magic(tgraph_t *g)        { g->magic[0] = 'X'; tg_encode(g); }
 static void e_version2(tgraph_t *g)     { g->version = 2; tg_encode(g); }
 static void e_version0(tgraph_t *g)     { g->version = 0; tg_encode(g); }
 static void e_opsrev0(tgraph_t *g)      { g->ops_rev = 0; tg_encode(g); }
-static void e_opsrev2(tgraph_t *g)      { g->ops_rev = 2; tg_encode(g); }
+static void e_opsrev_next(tgraph_t *g)  { g->ops_rev = GENIE_SRG_OPS_REVISION + 1; tg_encode(g); }
 static void e_hdr_flags(tgraph_t *g)    { g->flags = 0x4; tg_encode(g); }
 static void e_total_big(tgraph_t *g)    { put_le_at(g->buf, HDR_TOTAL, g->len + 1, 8); }
 static void e_total_huge(tgraph_t *g)   { put_le_at(g->buf, HDR_TOTAL, UINT64_MAX, 8); }
@@ -1510,6 +1510,7 @@ static void e_name_long(tgraph_t *g)    { put_le_at(g->buf, g->off_value[0] + V_
 static void e_name_nul(tgraph_t *g)     { g->v[7].name = "kv"; tg_encode(g); g->buf[g->off_value[7] + V_SHAPE + 16 + 4 + 1] = 0; }
 /* nodes */
 static void e_op(tgraph_t *g)           { g->n[1].op = GENIE_OP_COUNT; tg_encode(g); }
+static void e_op_rev1(tgraph_t *g)      { g->ops_rev = 1; g->n[1].op = 78; tg_encode(g); }
 static void e_op_ffff(tgraph_t *g)      { g->n[1].op = 0xffff; tg_encode(g); }
 static void e_phase(tgraph_t *g)        { g->n[0].phase = GENIE_PHASE_COUNT; tg_encode(g); }
 static void e_mod(tgraph_t *g)          { g->n[0].mod = GENIE_MOD_COUNT; tg_encode(g); }
@@ -1567,7 +1568,7 @@ static void test_rejects(void **state)
         { "version 2", e_version2, GENIE_ERR_VERSION, "format version 2" },
         { "version 0", e_version0, GENIE_ERR_VERSION, "format version 0" },
         { "ops revision 0", e_opsrev0, GENIE_ERR_VERSION, "ops revision 0" },
-        { "ops revision 2", e_opsrev2, GENIE_ERR_VERSION, "ops revision 2" },
+        { "ops revision from the future", e_opsrev_next, GENIE_ERR_VERSION, "ops revision 3" },
         { "unknown header flag", e_hdr_flags, GENIE_ERR_VERSION, "header flags 0x4" },
         { "total_len one too big", e_total_big, GENIE_ERR_TRUNCATED, "header declares" },
         { "total_len huge", e_total_huge, GENIE_ERR_TRUNCATED, "header declares" },
@@ -1598,7 +1599,8 @@ static void test_rejects(void **state)
         { "name length 2^32-1", e_name_len_max, GENIE_ERR_CORRUPT, "max 4096" },
         { "name too long", e_name_long, GENIE_ERR_CORRUPT, "max 4096" },
         { "NUL in name", e_name_nul, GENIE_ERR_CORRUPT, "value 7 name contains a NUL" },
-        { "op 78", e_op, GENIE_ERR_CORRUPT, "node 1: op 78 not in ops.def" },
+        { "op 89", e_op, GENIE_ERR_CORRUPT, "node 1: op 89 not in ops revision of this graph" },
+        { "op 78 in revision 1", e_op_rev1, GENIE_ERR_CORRUPT, "op 78 not in ops revision of this graph (78 ops)" },
         { "op 65535", e_op_ffff, GENIE_ERR_CORRUPT, "op 65535" },
         { "phase 8", e_phase, GENIE_ERR_CORRUPT, "phase 8" },
         { "modality 5", e_mod, GENIE_ERR_CORRUPT, "modality 5" },

@@ -21,6 +21,9 @@ const char *genie_op_name(uint32_t op);
 /* GENIE_OPF_* flags of an op (0 if out of range). */
 uint32_t genie_op_flags(uint32_t op);
 
+/* Number of ops that exist in SRG ops revision `revision` (0 if unknown). */
+uint32_t genie_op_count_in_revision(unsigned revision);
+
 /* Op for an ATen overload name, or -1 if the closed set does not have it. */
 int genie_op_from_name(const char *aten_name);
 
