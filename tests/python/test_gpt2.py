@@ -26,6 +26,22 @@ def test_logits_match(tiny_pair, batch, seq):
     assert err < 1e-4, f"batch {batch} seq {seq}: relative error {err:.3e}"
 
 
+def test_logits_every_length_1_to_256(tiny_pair):
+    """Every sequence length 1..256 for batch 1 and 4 (the parametrised test
+    above reports individual lengths; this one leaves no gap)."""
+    ref, remote = tiny_pair
+    g = torch.Generator().manual_seed(77)
+    ids = torch.randint(0, ref.config.vocab_size, (4, 256), generator=g)
+    worst = (0.0, None)
+    with torch.no_grad():
+        for seq in range(1, 257):
+            for batch in (1, 4):
+                x = ids[:batch, :seq]
+                err = rel_err(remote(x.to(DEV)).logits.cpu(), ref(x).logits)
+                worst = max(worst, (err, (batch, seq)))
+    assert worst[0] < 1e-4, f"worst relative error {worst[0]:.3e} at (batch, seq) = {worst[1]}"
+
+
 def test_gpt2_small_logits():
     """The 124M configuration, one prompt of 64 tokens."""
     import copy
