@@ -86,8 +86,18 @@ class Runtime:
         self.weights_registered.add(v.fp)
 
     # ---- execution ---------------------------------------------------------
-    def materialize(self, value):
-        """CPU tensor holding `value`'s data (runs pending work if needed)."""
+    def materialize(self, value, take=False):
+        """CPU tensor holding `value`'s data (runs pending work if needed).
+
+        take=True hands the tensor to the caller (who may modify it): the
+        runtime keeps no cached copy, and host/weight data is cloned.
+        """
+        if take:
+            out = self.materialize(value)
+            if value.state in (HOST, WEIGHT):
+                return out.clone()
+            value.cpu_cache = None
+            return out
         if value.cpu_cache is not None:
             return value.cpu_cache
         if value.state in (HOST, WEIGHT):

@@ -105,12 +105,77 @@ static int parse_host(PyObject *o, genie_tensor_t *t, genie_storage_t *s)
     return 0;
 }
 
-static PyObject *host_to_py(const genie_tensor_t *t)
+/*
+ * HostBuffer: a read-write buffer-protocol view of an executor output's host
+ * memory.  It takes over the tensor's reference, so results reach Python
+ * (torch.frombuffer) without a second copy; the memory is released when the
+ * last Python reference goes.
+ */
+typedef struct {
+    PyObject_HEAD
+    genie_tensor_t t;     /* contiguous host tensor, owned */
+    Py_ssize_t     exports;
+} GeniePyHostBuffer;
+
+static int hostbuf_getbuffer(GeniePyHostBuffer *self, Py_buffer *view, int flags)
+{
+    int rc = PyBuffer_FillInfo(view, (PyObject *)self, genie_tensor_data(&self->t),
+                               (Py_ssize_t)genie_tensor_nbytes(&self->t), 0, flags);
+    if (rc == 0) {
+        self->exports++;
+    }
+    return rc;
+}
+
+static void hostbuf_releasebuffer(GeniePyHostBuffer *self, Py_buffer *view)
+{
+    (void)view;
+    self->exports--;
+}
+
+static void hostbuf_dealloc(GeniePyHostBuffer *self)
+{
+    genie_tensor_release(&self->t);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static Py_ssize_t hostbuf_len(GeniePyHostBuffer *self)
+{
+    return (Py_ssize_t)genie_tensor_nbytes(&self->t);
+}
+
+static PyBufferProcs hostbuf_as_buffer = {
+    .bf_getbuffer     = (getbufferproc)hostbuf_getbuffer,
+    .bf_releasebuffer = (releasebufferproc)hostbuf_releasebuffer,
+};
+
+static PySequenceMethods hostbuf_as_sequence = {
+    .sq_length = (lenfunc)hostbuf_len,
+};
+
+PyTypeObject GeniePyHostBuffer_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name        = "genie._C.HostBuffer",
+    .tp_basicsize   = sizeof(GeniePyHostBuffer),
+    .tp_flags       = Py_TPFLAGS_DEFAULT,
+    .tp_doc         = "Host memory of an executor result (buffer protocol)",
+    .tp_dealloc     = (destructor)hostbuf_dealloc,
+    .tp_as_buffer   = &hostbuf_as_buffer,
+    .tp_as_sequence = &hostbuf_as_sequence,
+};
+
+/* (dtype, shape, HostBuffer) for a host tensor; takes over t's reference. */
+static PyObject *host_to_py(genie_tensor_t *t)
 {
     PyObject *shape = geniepy_shape_tuple(t->ndim, t->shape);
-    PyObject *data = PyByteArray_FromStringAndSize(genie_tensor_data(t),
-                                                   (Py_ssize_t)genie_tensor_nbytes(t));
+    GeniePyHostBuffer *data = PyObject_New(GeniePyHostBuffer, &GeniePyHostBuffer_Type);
     PyObject *res = NULL;
+
+    if (data != NULL) {
+        data->t = *t;
+        data->exports = 0;
+        t->storage = NULL;
+    }
 
     if (shape != NULL && data != NULL) {
         res = Py_BuildValue("(iOO)", (int)t->dtype, shape, data);
@@ -155,7 +220,7 @@ static PyObject *executor_has_weight(GeniePyExecutor *self, PyObject *arg)
     return PyBool_FromLong(genie_exec_has_weight(self->exec, fp));
 }
 
-/* run(srg_bytes, inputs) -> list of (dtype, shape, bytearray) */
+/* run(srg_bytes, inputs) -> list of (dtype, shape, HostBuffer) */
 static PyObject *executor_run(GeniePyExecutor *self, PyObject *args)
 {
     Py_buffer view;
@@ -243,7 +308,7 @@ static PyObject *executor_free(GeniePyExecutor *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-/* fetch(object_id) -> (dtype, shape, bytearray) */
+/* fetch(object_id) -> (dtype, shape, HostBuffer) */
 static PyObject *executor_fetch(GeniePyExecutor *self, PyObject *arg)
 {
     unsigned long long id = PyLong_AsUnsignedLongLong(arg);
@@ -307,9 +372,9 @@ static PyMethodDef executor_methods[] = {
       "register_weight(fingerprint, dtype, shape, data_ptr, name)" },
     { "has_weight", (PyCFunction)executor_has_weight, METH_O, "has_weight(fingerprint) -> bool" },
     { "run", (PyCFunction)executor_run, METH_VARARGS,
-      "run(srg_bytes, [(dtype, shape, data_ptr), ...]) -> [(dtype, shape, bytearray), ...]" },
+      "run(srg_bytes, [(dtype, shape, data_ptr), ...]) -> [(dtype, shape, HostBuffer), ...]" },
     { "free", (PyCFunction)executor_free, METH_O, "free([object ids])" },
-    { "fetch", (PyCFunction)executor_fetch, METH_O, "fetch(object id) -> (dtype, shape, bytearray)" },
+    { "fetch", (PyCFunction)executor_fetch, METH_O, "fetch(object id) -> (dtype, shape, HostBuffer)" },
     { "stats", (PyCFunction)executor_stats, METH_NOARGS, "stats() -> dict" },
     { NULL, NULL, 0, NULL },
 };

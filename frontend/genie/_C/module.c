@@ -207,7 +207,8 @@ PyMODINIT_FUNC PyInit__C(void)
 {
     PyObject *m;
 
-    if (PyType_Ready(&GeniePyGraph_Type) < 0 || PyType_Ready(&GeniePyExecutor_Type) < 0) {
+    if (PyType_Ready(&GeniePyGraph_Type) < 0 || PyType_Ready(&GeniePyExecutor_Type) < 0 ||
+        PyType_Ready(&GeniePyHostBuffer_Type) < 0) {
         return NULL;
     }
     m = PyModule_Create(&module_def);

@@ -15,6 +15,7 @@
 
 extern PyTypeObject GeniePyGraph_Type;
 extern PyTypeObject GeniePyExecutor_Type;
+extern PyTypeObject GeniePyHostBuffer_Type;
 extern PyObject    *GeniePy_Error;          /* genie._C.GenieError */
 
 typedef struct {
