@@ -12,7 +12,8 @@ def get_stats():
     executors   one entry per executor: rank, phase, backend, requests, nodes,
                 compute seconds (total and per phase), resident bytes
     bytes       SRG bytes, input bytes, output bytes and weight bytes sent
-    weights     registrations and cache hits (a hit = fingerprint already there)
+    weights     registrations, and cache hits: weight references in requests that
+                an earlier registration served without sending the weight again
     time        capture seconds (Python), flush seconds (end-to-end runs)
     """
     r = RUNTIME
