@@ -496,9 +496,14 @@ def _capture_sdpa(args, kwargs, lift_cpu):
 
 def mark_kv_outputs(output):
     """Tag the KV tensors of a model output's cache as stateful KV cache."""
-    cache = getattr(output, "past_key_values", None)
+    for t in cache_tensors(getattr(output, "past_key_values", None)):
+        t._value.residency = RES_KV
+
+
+def cache_tensors(cache):
+    """The RemoteTensors of a transformers cache (DynamicCache or legacy tuples)."""
     if cache is None:
-        return
+        return []
     layers = getattr(cache, "layers", None)
     tensors = []
     if layers is not None:
@@ -508,9 +513,7 @@ def mark_kv_outputs(output):
         for layer in cache:
             if isinstance(layer, (tuple, list)):
                 tensors += list(layer)
-    for t in tensors:
-        if isinstance(t, RemoteTensor):
-            t._value.residency = RES_KV
+    return [t for t in tensors if isinstance(t, RemoteTensor)]
 
 
 # SDPA is captured at torch-function level; the ATen-level dispatch of a

@@ -11,9 +11,10 @@ receives the token ids it asked for.
 import torch
 
 from ._annotate import model_context, phase
-from ._capture import RemoteTensor
+from ._capture import RemoteTensor, cache_tensors
 from ._device import DEVICE
 from ._errors import GenieError
+from ._runtime import RUNTIME
 
 
 def _select(logits, do_sample, temperature, top_k, generator):
@@ -51,7 +52,7 @@ def _validate(model, input_ids, max_new_tokens, temperature):
 
 
 def generate(model, input_ids, max_new_tokens=32, do_sample=False, seed=None,
-             temperature=1.0, top_k=50, eos_token_id=None):
+             temperature=1.0, top_k=50, eos_token_id=None, on_token=None):
     """Generate tokens with prefill/decode disaggregation.
 
     model: a transformers causal LM on remote_accelerator; input_ids: (B, T)
@@ -76,21 +77,32 @@ def generate(model, input_ids, max_new_tokens=32, do_sample=False, seed=None,
         cache = DynamicCache()
     tokens = []
     done = torch.zeros(prompt.shape[0], dtype=torch.bool)
-    with torch.no_grad(), model_context(model):
-        step_input = ids
-        for step in range(max_new_tokens):
-            with phase("llm_prefill" if step == 0 else "llm_decode"):
-                out = model(input_ids=step_input, past_key_values=cache, use_cache=True)
-                nxt = _select(out.logits[:, -1, :], do_sample, temperature, top_k, gen)
-            cache = out.past_key_values
-            host = torch.tensor(nxt.tolist(), dtype=torch.int64)   # materialises this step
-            if eos_token_id is not None:
-                host = torch.where(done, torch.full_like(host, eos_token_id), host)
-                done |= host == eos_token_id
-            tokens.append(host)
-            if eos_token_id is not None and bool(done.all()):
-                break
-            step_input = nxt[:, None]
+    session = RUNTIME.new_session()
+    try:
+        with torch.no_grad(), model_context(model):
+            step_input = ids
+            for step in range(max_new_tokens):
+                with phase("llm_prefill" if step == 0 else "llm_decode"):
+                    out = model(input_ids=step_input, past_key_values=cache, use_cache=True)
+                    nxt = _select(out.logits[:, -1, :], do_sample, temperature, top_k, gen)
+                cache = out.past_key_values
+                host = torch.tensor(nxt.tolist(), dtype=torch.int64)   # runs this step
+                # The next input is a view of the new token; replacing the old
+                # one first lets the previous token go before the session is
+                # rebound to its current state.
+                step_input = nxt[:, None]
+                RUNTIME.bind_session(session, [t._value for t in cache_tensors(cache)] +
+                                     ([nxt._value] if isinstance(nxt, RemoteTensor) else []))
+                if eos_token_id is not None:
+                    host = torch.where(done, torch.full_like(host, eos_token_id), host)
+                    done |= host == eos_token_id
+                tokens.append(host)
+                if on_token is not None:
+                    on_token(step, host.tolist(), session)
+                if eos_token_id is not None and bool(done.all()):
+                    break
+    finally:
+        RUNTIME.end_session(session)
     if not tokens:
         return prompt
     return torch.cat([prompt, torch.stack(tokens, dim=1)], dim=1)

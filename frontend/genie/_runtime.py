@@ -27,6 +27,7 @@ class Runtime:
         self.threads = 0
         self.weights_registered = set()
         self.last_srg = b""          # the most recent request, for genie.last_srg_json()
+        self._next_session = 0
         self.counters = {
             "flushes": 0,
             "nodes_sent": 0,
@@ -68,6 +69,31 @@ class Runtime:
     def info(self):
         return {"mode": self.mode, "backend": self.backend, "executors": 1,
                 "threads": self.threads or os.cpu_count()}
+
+    # ---- sessions ----------------------------------------------------------
+    def new_session(self):
+        self.init()
+        self._next_session += 1
+        return self._next_session
+
+    def bind_session(self, session, values):
+        """Make the executor objects behind `values` (resident) owned by `session`."""
+        # Objects the program dropped since the last request (e.g. the previous
+        # step's KV tensors) are freed first, so the session owns exactly its
+        # current state.
+        self._send_frees()
+        ids = [v.uid for v in values if v.state == RESIDENT]
+        if ids:
+            self.executor.bind_session(session, ids)
+
+    def end_session(self, session):
+        """Free everything the session owns on the executor now."""
+        if self.executor is not None:
+            self._send_frees()
+            self.executor.end_session(session)
+
+    def session_info(self, session):
+        return self.executor.session_info(session)
 
     # ---- weights -----------------------------------------------------------
     def register_weight(self, v):

@@ -53,5 +53,7 @@ def get_stats():
             "resident_objects": e["residents"],
             "resident_bytes": e["resident_bytes"],
             "peak_activation_bytes": e["peak_activation_bytes"],
+            "sessions": e["sessions"],
+            "session_bytes": e["session_bytes"],
         })
     return stats

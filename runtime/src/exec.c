@@ -496,7 +496,97 @@ err_free:
     return st;
 }
 
+genie_status_t genie_exec_session_bind(genie_exec_t *exec, uint64_t session,
+                                       const uint64_t *ids, uint32_t n)
+{
+    if (session == 0) {
+        return genie_set_error(GENIE_ERR_INVALID, "executor: session id 0 is reserved");
+    }
+    /* Check every id first so that a bad request binds nothing. */
+    for (uint32_t i = 0; i < n; i++) {
+        if (genie_u64map_get(&exec->objects, ids[i]) == NULL) {
+            return genie_set_error(GENIE_ERR_NOT_FOUND,
+                                   "executor: session %llu: no resident object %llu to bind",
+                                   (unsigned long long)session, (unsigned long long)ids[i]);
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        genie_u64map_get(&exec->objects, ids[i])->session = session;
+    }
+    return GENIE_OK;
+}
+
+uint32_t genie_exec_session_end(genie_exec_t *exec, uint64_t session)
+{
+    genie_u64map_t *m = &exec->objects;
+    uint32_t freed = 0;
+
+    if (session == 0) {
+        return 0;
+    }
+    for (uint64_t i = 0; i < m->cap; i++) {
+        genie_u64map_entry_t *e = &m->slots[i];
+        if (e->key != 0 && e->key != UINT64_MAX && e->session == session) {
+            exec->stats.resident_bytes -= genie_tensor_nbytes(&e->tensor);
+            genie_u64map_del(m, e->key);
+            freed++;
+        }
+    }
+    exec->stats.residents = m->count;
+    return freed;
+}
+
+void genie_exec_session_info(const genie_exec_t *exec, uint64_t session,
+                             uint32_t *n_objects_p, uint64_t *bytes_p)
+{
+    const genie_u64map_t *m = &exec->objects;
+    uint32_t n = 0;
+    uint64_t bytes = 0;
+
+    for (uint64_t i = 0; session != 0 && i < m->cap; i++) {
+        const genie_u64map_entry_t *e = &m->slots[i];
+        if (e->key != 0 && e->key != UINT64_MAX && e->session == session) {
+            n++;
+            bytes += genie_tensor_nbytes(&e->tensor);
+        }
+    }
+    *n_objects_p = n;
+    *bytes_p = bytes;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
 void genie_exec_get_stats(const genie_exec_t *exec, genie_exec_stats_t *stats_p)
 {
-    *stats_p = exec->stats;
+    const genie_u64map_t *m = &exec->objects;
+    genie_exec_stats_t s = exec->stats;
+    uint64_t *owners = malloc(sizeof(*owners) * (size_t)(m->count ? m->count : 1));
+    uint64_t k = 0;
+
+    /* Sessions are derived from the object table (no second structure to
+     * keep consistent); stats are not on a hot path. */
+    s.sessions = 0;
+    s.session_bytes = 0;
+    for (uint64_t i = 0; i < m->cap; i++) {
+        const genie_u64map_entry_t *e = &m->slots[i];
+        if (e->key != 0 && e->key != UINT64_MAX && e->session != 0) {
+            s.session_bytes += genie_tensor_nbytes(&e->tensor);
+            if (owners != NULL) {
+                owners[k++] = e->session;
+            }
+        }
+    }
+    if (owners != NULL) {
+        qsort(owners, k, sizeof(*owners), cmp_u64);
+        for (uint64_t i = 0; i < k; i++) {
+            s.sessions += i == 0 || owners[i] != owners[i - 1];
+        }
+        free(owners);
+    }
+    *stats_p = s;
 }

@@ -98,8 +98,9 @@ genie_status_t genie_u64map_put(genie_u64map_t *m, uint64_t key, genie_tensor_t 
     if (e != NULL) {
         genie_tensor_release(&e->tensor);
         free(e->name);
-        e->tensor = *t;
-        e->name   = copy;
+        e->tensor  = *t;
+        e->name    = copy;
+        e->session = 0;
         t->storage = NULL;
         return GENIE_OK;
     }
@@ -116,9 +117,10 @@ genie_status_t genie_u64map_put(genie_u64map_t *m, uint64_t key, genie_tensor_t 
             if (e->key == 0) {
                 m->used++;
             }
-            e->key    = key;
-            e->tensor = *t;
-            e->name   = copy;
+            e->key     = key;
+            e->tensor  = *t;
+            e->name    = copy;
+            e->session = 0;
             t->storage = NULL;
             m->count++;
             return GENIE_OK;
@@ -135,8 +137,9 @@ int genie_u64map_del(genie_u64map_t *m, uint64_t key)
     }
     genie_tensor_release(&e->tensor);
     free(e->name);
-    e->name = NULL;
-    e->key  = TOMBSTONE;
+    e->name    = NULL;
+    e->session = 0;
+    e->key     = TOMBSTONE;
     m->count--;
     return 1;
 }

@@ -16,6 +16,7 @@ typedef struct genie_u64map_entry {
     uint64_t       key;      /* 0 = empty slot, UINT64_MAX = tombstone */
     genie_tensor_t tensor;
     char          *name;     /* optional, malloc'd */
+    uint64_t       session;  /* owning session id, 0 = none */
 } genie_u64map_entry_t;
 
 typedef struct genie_u64map {

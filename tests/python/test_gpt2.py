@@ -114,3 +114,28 @@ def test_sampling_is_seeded(tiny_pair):
     a = genie.generate(remote, ids, max_new_tokens=8, do_sample=True, seed=7, top_k=20)
     b = genie.generate(remote, ids, max_new_tokens=8, do_sample=True, seed=7, top_k=20)
     assert a.tolist() == b.tolist()
+
+
+def test_generation_is_a_session_owning_its_kv_cache(tiny_pair):
+    """During generate() the executor holds one session owning exactly the KV
+    cache (2 tensors per layer, growing one position per step) and the current
+    token; ending the generation frees all of it."""
+    from genie._runtime import RUNTIME
+    ref, remote = tiny_pair
+    cfg = ref.config
+    prompt = torch.randint(0, cfg.vocab_size, (1, 6), generator=torch.Generator().manual_seed(3))
+    seen = []
+
+    def on_token(step, tokens, session):
+        n, nbytes = RUNTIME.session_info(session)
+        seen.append((step, len(tokens), n, nbytes, genie.get_stats()["executors"][0]["sessions"]))
+
+    genie.generate(remote, prompt, max_new_tokens=5, on_token=on_token)
+    assert [s[0] for s in seen] == [0, 1, 2, 3, 4]
+    kv_per_position = cfg.n_layer * 2 * cfg.n_embd * 4          # K and V, fp32, batch 1
+    for step, n_tokens, n_objects, nbytes, sessions in seen:
+        assert n_tokens == 1 and sessions == 1
+        assert n_objects == 2 * cfg.n_layer + 1
+        assert nbytes == kv_per_position * (6 + step) + 8      # + the int64 token
+    after = genie.get_stats()["executors"][0]
+    assert after["sessions"] == 0 and after["session_bytes"] == 0

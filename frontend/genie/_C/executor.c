@@ -17,6 +17,8 @@ typedef struct {
     genie_exec_t    *exec;
 } GeniePyExecutor;
 
+static uint64_t *parse_ids(PyObject *arg, Py_ssize_t *n_p);
+
 static void no_release(genie_storage_t *s)
 {
     (void)s;
@@ -282,25 +284,10 @@ out:
 /* free(ids): drop resident objects */
 static PyObject *executor_free(GeniePyExecutor *self, PyObject *arg)
 {
-    PyObject *seq;
-    Py_ssize_t n;
+    Py_ssize_t n = 0;
     uint64_t *ids;
 
-    if (!ready(self) || (seq = PySequence_Fast(arg, "genie: free() takes a list of ids")) == NULL) {
-        return NULL;
-    }
-    n = PySequence_Fast_GET_SIZE(seq);
-    ids = malloc(sizeof(*ids) * (size_t)(n ? n : 1));
-    if (ids == NULL) {
-        Py_DECREF(seq);
-        return PyErr_NoMemory();
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        ids[i] = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(seq, i));
-    }
-    Py_DECREF(seq);
-    if (PyErr_Occurred()) {
-        free(ids);
+    if (!ready(self) || (ids = parse_ids(arg, &n)) == NULL) {
         return NULL;
     }
     genie_exec_free_objects(self->exec, ids, (uint32_t)n);
@@ -328,6 +315,81 @@ static PyObject *executor_fetch(GeniePyExecutor *self, PyObject *arg)
     return res;
 }
 
+/* parse a sequence of object ids; returns a malloc'd array or NULL with an exception */
+static uint64_t *parse_ids(PyObject *arg, Py_ssize_t *n_p)
+{
+    PyObject *seq = PySequence_Fast(arg, "genie: expected a list of object ids");
+    Py_ssize_t n;
+    uint64_t *ids;
+
+    if (seq == NULL) {
+        return NULL;
+    }
+    n = PySequence_Fast_GET_SIZE(seq);
+    ids = malloc(sizeof(*ids) * (size_t)(n ? n : 1));
+    if (ids == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        ids[i] = PyLong_AsUnsignedLongLong(PySequence_Fast_GET_ITEM(seq, i));
+    }
+    Py_DECREF(seq);
+    if (PyErr_Occurred()) {
+        free(ids);
+        return NULL;
+    }
+    *n_p = n;
+    return ids;
+}
+
+/* bind_session(session, ids): the objects become owned by the session */
+static PyObject *executor_bind_session(GeniePyExecutor *self, PyObject *args)
+{
+    unsigned long long session;
+    PyObject *list;
+    Py_ssize_t n = 0;
+    uint64_t *ids;
+    genie_status_t st;
+
+    if (!ready(self) || !PyArg_ParseTuple(args, "KO", &session, &list) ||
+        (ids = parse_ids(list, &n)) == NULL) {
+        return NULL;
+    }
+    st = genie_exec_session_bind(self->exec, session, ids, (uint32_t)n);
+    free(ids);
+    if (st != GENIE_OK) {
+        return geniepy_raise("bind session", st);
+    }
+    Py_RETURN_NONE;
+}
+
+/* end_session(session) -> number of objects freed */
+static PyObject *executor_end_session(GeniePyExecutor *self, PyObject *arg)
+{
+    unsigned long long session = PyLong_AsUnsignedLongLong(arg);
+
+    if (!ready(self) || (session == (unsigned long long)-1 && PyErr_Occurred())) {
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong(genie_exec_session_end(self->exec, session));
+}
+
+/* session_info(session) -> (objects, bytes) */
+static PyObject *executor_session_info(GeniePyExecutor *self, PyObject *arg)
+{
+    unsigned long long session = PyLong_AsUnsignedLongLong(arg);
+    uint32_t n;
+    uint64_t bytes;
+
+    if (!ready(self) || (session == (unsigned long long)-1 && PyErr_Occurred())) {
+        return NULL;
+    }
+    genie_exec_session_info(self->exec, session, &n, &bytes);
+    return Py_BuildValue("(IK)", n, (unsigned long long)bytes);
+}
+
 static PyObject *executor_stats(GeniePyExecutor *self, PyObject *noargs)
 {
     genie_exec_stats_t s;
@@ -351,7 +413,7 @@ static PyObject *executor_stats(GeniePyExecutor *self, PyObject *noargs)
         }
         Py_DECREF(v);
     }
-    res = Py_BuildValue("{s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:N}",
+    res = Py_BuildValue("{s:s,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:d,s:N}",
                         "backend", genie_exec_backend_name(self->exec),
                         "requests", (unsigned long long)s.requests,
                         "nodes_run", (unsigned long long)s.nodes_run,
@@ -362,6 +424,8 @@ static PyObject *executor_stats(GeniePyExecutor *self, PyObject *noargs)
                         "input_bytes", (unsigned long long)s.input_bytes,
                         "output_bytes", (unsigned long long)s.output_bytes,
                         "peak_activation_bytes", (unsigned long long)s.peak_bytes,
+                        "sessions", (unsigned long long)s.sessions,
+                        "session_bytes", (unsigned long long)s.session_bytes,
                         "compute_s", s.compute_s,
                         "phase_compute_s", phase);
     return res;
@@ -375,6 +439,12 @@ static PyMethodDef executor_methods[] = {
       "run(srg_bytes, [(dtype, shape, data_ptr), ...]) -> [(dtype, shape, HostBuffer), ...]" },
     { "free", (PyCFunction)executor_free, METH_O, "free([object ids])" },
     { "fetch", (PyCFunction)executor_fetch, METH_O, "fetch(object id) -> (dtype, shape, HostBuffer)" },
+    { "bind_session", (PyCFunction)executor_bind_session, METH_VARARGS,
+      "bind_session(session, [object ids]): the objects become owned by the session" },
+    { "end_session", (PyCFunction)executor_end_session, METH_O,
+      "end_session(session) -> objects freed" },
+    { "session_info", (PyCFunction)executor_session_info, METH_O,
+      "session_info(session) -> (objects, bytes)" },
     { "stats", (PyCFunction)executor_stats, METH_NOARGS, "stats() -> dict" },
     { NULL, NULL, 0, NULL },
 };

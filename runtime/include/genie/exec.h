@@ -27,6 +27,8 @@ typedef struct genie_exec_stats {
     uint64_t input_bytes;       /* host bytes received as inputs     */
     uint64_t output_bytes;      /* host bytes returned as outputs    */
     uint64_t peak_bytes;        /* peak of live activation bytes     */
+    uint64_t sessions;          /* live sessions (owning >= 1 object) */
+    uint64_t session_bytes;     /* bytes of objects owned by sessions */
     double   compute_s;         /* time inside backend ops           */
     double   phase_s[GENIE_PHASE_COUNT]; /* compute time per phase   */
 } genie_exec_stats_t;
@@ -52,6 +54,19 @@ genie_status_t genie_exec_run(genie_exec_t *exec, const genie_srg_t *srg,
 
 /* Drop resident objects (unknown ids are ignored: frees may race with GC). */
 void genie_exec_free_objects(genie_exec_t *exec, const uint64_t *ids, uint32_t n);
+
+/* Sessions.  A generation's state (its KV cache, the last token) lives in
+ * resident objects owned by a session: binding moves objects under a session
+ * (an object belongs to at most one; rebinding moves it), ending the session
+ * frees everything it owns at once.  Session ids are chosen by the driver and
+ * are never 0. */
+genie_status_t genie_exec_session_bind(genie_exec_t *exec, uint64_t session,
+                                       const uint64_t *ids, uint32_t n);
+/* Free every object of `session`; returns how many were freed (0 if none). */
+uint32_t       genie_exec_session_end(genie_exec_t *exec, uint64_t session);
+/* Objects and bytes a session owns now. */
+void           genie_exec_session_info(const genie_exec_t *exec, uint64_t session,
+                                       uint32_t *n_objects_p, uint64_t *bytes_p);
 
 /* Copy of a resident object to host (contiguous). */
 genie_status_t genie_exec_fetch(genie_exec_t *exec, uint64_t object_id, genie_tensor_t *out_p);
