@@ -1,0 +1,289 @@
+/*
+ * The executor on the CPU backend, driven through encoded SRG bytes as every
+ * real request is: weights registered once by fingerprint, results kept as
+ * resident objects and read back by id, a failed request leaving the executor
+ * exactly as it was, clear errors for a missing object, a mismatched input
+ * and an op the backend lacks, and sessions that own objects and free them
+ * together.
+ *
+ * Shapes: X (2,3) input, W (3,4) weight, Y = X @ W (2,4).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "genie/exec.h"
+
+#define FP_W   0x5eedf00dull
+#define KEEP_Y 100u
+
+static genie_backend_t *be;
+static genie_exec_t    *ex;
+
+static const float x_data[6]  = { 1, -2, 3, 0.5f, 4, -1 };                /* (2,3) */
+static const float w_data[12] = { 1, 0, -1, 2, 0.5f, 1, 1, -1, 2, -2, 0, 1 }; /* (3,4) */
+
+static void ref_y(float y[8])
+{
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 4; j++) {
+            y[i * 4 + j] = 0;
+            for (int k = 0; k < 3; k++) {
+                y[i * 4 + j] += x_data[i * 3 + k] * w_data[k * 4 + j];
+            }
+        }
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (genie_backend_cpu_create(1, &be) != GENIE_OK || genie_exec_create(be, &ex) != GENIE_OK) {
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    genie_exec_destroy(ex);
+    be->iface->destroy(be);
+    return 0;
+}
+
+/* Encode then decode, so the run sees exactly what a remote executor would. */
+static genie_srg_t *roundtrip(genie_srg_t *g)
+{
+    uint8_t *buf;
+    size_t len;
+    genie_srg_t *d = NULL;
+
+    assert_int_equal(genie_srg_encode(g, &buf, &len), GENIE_OK);
+    assert_int_equal(genie_srg_decode(buf, len, &d), GENIE_OK);
+    free(buf);
+    genie_srg_destroy(g);
+    return d;
+}
+
+static genie_tensor_t host_x(void)
+{
+    static genie_storage_t s = { .data = (void *)x_data, .nbytes = sizeof(x_data), .refcount = 1 };
+    genie_tensor_t t = { .dtype = GENIE_F32, .ndim = 2, .shape = { 2, 3 }, .storage = &s };
+
+    genie_tensor_set_contiguous_strides(&t);
+    return t;
+}
+
+/* Y = mm(input X, weight W); marked output and kept under keep_id. */
+static genie_srg_t *graph_mm(uint64_t keep_id, const int64_t *x_shape)
+{
+    genie_srg_t *g;
+    uint32_t in[2], y;
+    const int64_t w_shape[2] = { 3, 4 }, y_shape[2] = { 2, 4 };
+    const int64_t *shapes[1] = { y_shape };
+    genie_dtype_t dt = GENIE_F32;
+    int nd = 2;
+
+    assert_int_equal(genie_srg_create(&g), GENIE_OK);
+    assert_int_equal(genie_srg_add_source(g, GENIE_VAL_INPUT, GENIE_F32, 2, x_shape,
+                                          GENIE_RES_EPHEMERAL_ACTIVATION, 0, "x", &in[0]), GENIE_OK);
+    assert_int_equal(genie_srg_add_source(g, GENIE_VAL_WEIGHT, GENIE_F32, 2, w_shape,
+                                          GENIE_RES_PERSISTENT_WEIGHT, FP_W, "w", &in[1]), GENIE_OK);
+    assert_int_equal(genie_srg_add_node(g, GENIE_OP_MM, in, 2, NULL, 0, 1, &dt, &nd, shapes,
+                                        GENIE_PHASE_FORWARD, GENIE_MOD_NONE,
+                                        GENIE_RES_EPHEMERAL_ACTIVATION, "fc", &y), GENIE_OK);
+    assert_int_equal(genie_srg_mark_output(g, y, 1, keep_id), GENIE_OK);
+    return roundtrip(g);
+}
+
+/* relu(resident object `id`) as output. */
+static genie_srg_t *graph_relu_of(uint64_t id)
+{
+    genie_srg_t *g;
+    uint32_t src, y;
+    const int64_t shape[2] = { 2, 4 };
+    const int64_t *shapes[1] = { shape };
+    genie_dtype_t dt = GENIE_F32;
+    int nd = 2;
+
+    assert_int_equal(genie_srg_create(&g), GENIE_OK);
+    assert_int_equal(genie_srg_add_source(g, GENIE_VAL_RESIDENT, GENIE_F32, 2, shape,
+                                          GENIE_RES_STATEFUL_KV_CACHE, id, "", &src), GENIE_OK);
+    assert_int_equal(genie_srg_add_node(g, GENIE_OP_RELU, &src, 1, NULL, 0, 1, &dt, &nd, shapes,
+                                        GENIE_PHASE_LLM_DECODE, GENIE_MOD_TEXT,
+                                        GENIE_RES_EPHEMERAL_ACTIVATION, "act", &y), GENIE_OK);
+    assert_int_equal(genie_srg_mark_output(g, y, 1, 0), GENIE_OK);
+    return roundtrip(g);
+}
+
+static void release_outs(genie_tensor_t *outs, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        genie_tensor_release(&outs[i]);
+    }
+    free(outs);
+}
+
+static void test_weights_and_residents(void **state)
+{
+    const int64_t w_shape[2] = { 3, 4 }, x_shape[2] = { 2, 3 };
+    genie_tensor_t x = host_x(), *outs;
+    genie_exec_stats_t st;
+    uint32_t n;
+    float want[8];
+    genie_srg_t *g;
+
+    (void)state;
+    ref_y(want);
+    assert_int_equal(genie_exec_register_weight(ex, FP_W, GENIE_F32, 2, w_shape, w_data, "w"), GENIE_OK);
+    /* A second registration of the same fingerprint is a no-op. */
+    assert_int_equal(genie_exec_register_weight(ex, FP_W, GENIE_F32, 2, w_shape, w_data, "w"), GENIE_OK);
+    genie_exec_get_stats(ex, &st);
+    assert_int_equal(st.weights, 1);
+    assert_int_equal(st.weight_bytes, sizeof(w_data));
+
+    g = graph_mm(KEEP_Y, x_shape);
+    assert_int_equal(genie_exec_run(ex, g, &x, 1, &outs, &n), GENIE_OK);
+    genie_srg_destroy(g);
+    assert_int_equal(n, 1);
+    assert_int_equal(outs[0].ndim, 2);
+    for (int i = 0; i < 8; i++) {
+        assert_float_equal(((float *)genie_tensor_data(&outs[0]))[i], want[i], 1e-5);
+    }
+    release_outs(outs, n);
+
+    /* The kept result is read back by object id by a later request. */
+    g = graph_relu_of(KEEP_Y);
+    assert_int_equal(genie_exec_run(ex, g, NULL, 0, &outs, &n), GENIE_OK);
+    genie_srg_destroy(g);
+    for (int i = 0; i < 8; i++) {
+        float r = want[i] > 0 ? want[i] : 0;
+        assert_float_equal(((float *)genie_tensor_data(&outs[0]))[i], r, 1e-5);
+    }
+    release_outs(outs, n);
+    genie_exec_get_stats(ex, &st);
+    assert_int_equal(st.residents, 1);
+    assert_int_equal(st.resident_bytes, 8 * sizeof(float));
+    assert_int_equal(st.requests, 2);
+    assert_true(st.phase_s[GENIE_PHASE_LLM_DECODE] >= 0.0);
+}
+
+static void test_failures_leave_state(void **state)
+{
+    const int64_t bad_shape[2] = { 3, 3 }, x_shape[2] = { 2, 3 };
+    genie_tensor_t x = host_x(), *outs = NULL;
+    genie_exec_stats_t before, after;
+    genie_backend_i crippled;
+    genie_backend_t crippled_be;
+    genie_exec_t *ex2;
+    uint32_t n = 0;
+    genie_srg_t *g;
+
+    (void)state;
+    genie_exec_get_stats(ex, &before);
+
+    /* Unknown object id. */
+    genie_clear_error();
+    g = graph_relu_of(999);
+    assert_int_equal(genie_exec_run(ex, g, NULL, 0, &outs, &n), GENIE_ERR_NOT_FOUND);
+    genie_srg_destroy(g);
+    assert_non_null(strstr(genie_last_error(), "not on this executor"));
+
+    /* Input of the wrong shape: the graph says (3,3), the caller sends (2,3). */
+    genie_clear_error();
+    g = graph_mm(555, bad_shape);
+    assert_int_not_equal(genie_exec_run(ex, g, &x, 1, &outs, &n), GENIE_OK);
+    genie_srg_destroy(g);
+    assert_non_null(strstr(genie_last_error(), "input slot 0"));
+
+    /* Missing input slot. */
+    genie_clear_error();
+    g = graph_mm(556, x_shape);
+    assert_int_equal(genie_exec_run(ex, g, NULL, 0, &outs, &n), GENIE_ERR_INVALID);
+    genie_srg_destroy(g);
+
+    genie_exec_get_stats(ex, &after);
+    assert_int_equal(after.residents, before.residents);      /* 555/556 not kept */
+    assert_int_equal(after.requests, before.requests);
+
+    /* A backend without the op: the error names op and module path. */
+    crippled = *be->iface;
+    crippled.ops[GENIE_OP_MM] = NULL;
+    crippled_be = *be;
+    crippled_be.iface = &crippled;
+    assert_int_equal(genie_exec_create(&crippled_be, &ex2), GENIE_OK);
+    {
+        const int64_t w_shape[2] = { 3, 4 };
+        assert_int_equal(genie_exec_register_weight(ex2, FP_W, GENIE_F32, 2, w_shape, w_data, "w"),
+                         GENIE_OK);
+    }
+    genie_clear_error();
+    g = graph_mm(0, x_shape);
+    assert_int_equal(genie_exec_run(ex2, g, &x, 1, &outs, &n), GENIE_ERR_UNSUPPORTED);
+    genie_srg_destroy(g);
+    assert_non_null(strstr(genie_last_error(), "mm.default"));
+    assert_non_null(strstr(genie_last_error(), "module 'fc'"));
+    genie_exec_destroy(ex2);
+}
+
+static void test_sessions(void **state)
+{
+    const int64_t x_shape[2] = { 2, 3 };
+    genie_tensor_t x = host_x(), *outs;
+    genie_exec_stats_t st;
+    uint64_t ids[2] = { 201, 202 }, bad[2] = { 201, 9999 };
+    uint32_t n, objs;
+    uint64_t bytes;
+    genie_srg_t *g;
+
+    (void)state;
+    for (int i = 0; i < 2; i++) {
+        g = graph_mm(ids[i], x_shape);
+        assert_int_equal(genie_exec_run(ex, g, &x, 1, &outs, &n), GENIE_OK);
+        genie_srg_destroy(g);
+        release_outs(outs, n);
+    }
+    assert_int_equal(genie_exec_session_bind(ex, 0, ids, 2), GENIE_ERR_INVALID);
+    /* One unknown id: nothing is bound. */
+    assert_int_equal(genie_exec_session_bind(ex, 7, bad, 2), GENIE_ERR_NOT_FOUND);
+    genie_exec_session_info(ex, 7, &objs, &bytes);
+    assert_int_equal(objs, 0);
+
+    assert_int_equal(genie_exec_session_bind(ex, 7, ids, 2), GENIE_OK);
+    genie_exec_session_info(ex, 7, &objs, &bytes);
+    assert_int_equal(objs, 2);
+    assert_int_equal(bytes, 2 * 8 * sizeof(float));
+    genie_exec_get_stats(ex, &st);
+    assert_int_equal(st.sessions, 1);
+    assert_int_equal(st.session_bytes, bytes);
+
+    /* Rebinding moves an object to another session. */
+    assert_int_equal(genie_exec_session_bind(ex, 8, &ids[1], 1), GENIE_OK);
+    genie_exec_get_stats(ex, &st);
+    assert_int_equal(st.sessions, 2);
+
+    assert_int_equal(genie_exec_session_end(ex, 7), 1);
+    assert_int_equal(genie_exec_session_end(ex, 7), 0);
+    assert_int_equal(genie_exec_session_end(ex, 8), 1);
+    genie_exec_get_stats(ex, &st);
+    assert_int_equal(st.sessions, 0);
+    assert_int_equal(st.session_bytes, 0);
+    /* Freeing ids that are already gone is harmless (frees race with GC). */
+    genie_exec_free_objects(ex, ids, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_weights_and_residents),
+        cmocka_unit_test(test_failures_leave_state),
+        cmocka_unit_test(test_sessions),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
