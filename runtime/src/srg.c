@@ -492,6 +492,7 @@ genie_status_t genie_srg_add_node(genie_srg_t *srg, uint32_t op,
     node->phase     = phase;
     node->modality  = modality;
     node->residency = residency;
+    node->block     = GENIE_BLOCK_NONE;   /* genie_srg_set_node_block() sets it */
     node->n_in      = n_in;
     node->in        = ins;
     node->n_out     = n_out;
@@ -526,6 +527,24 @@ genie_status_t genie_srg_mark_output(genie_srg_t *srg, uint32_t value, int is_ou
     }
     srg->values[value]->is_output = is_output != 0;
     srg->values[value]->keep_id   = keep_id;
+    return GENIE_OK;
+}
+
+/* Set after add_node (which leaves it NONE), so a refusal here never leaves a
+ * half-built node behind: the node is already complete and only this field
+ * changes. */
+genie_status_t genie_srg_set_node_block(genie_srg_t *srg, uint32_t node, genie_block_t block)
+{
+    if (srg == NULL || node >= srg->n_nodes) {
+        return genie_set_error(GENIE_ERR_INVALID, "srg: set_node_block: node %u out of range "
+                               "(%u nodes)", node, srg == NULL ? 0u : srg->n_nodes);
+    }
+    if ((unsigned)block >= GENIE_BLOCK_COUNT) {
+        return genie_set_error(GENIE_ERR_INVALID, "srg: set_node_block: node %u (%s): block %d "
+                               "out of range (< %d)", node, genie_op_name(srg->nodes[node]->op),
+                               (int)block, GENIE_BLOCK_COUNT);
+    }
+    srg->nodes[node]->block = block;
     return GENIE_OK;
 }
 
@@ -765,6 +784,16 @@ static const char *const modality_names[GENIE_MOD_COUNT] = {
     [GENIE_MOD_FUSION] = "fusion",
 };
 
+static const char *const block_names[GENIE_BLOCK_COUNT] = {
+    [GENIE_BLOCK_NONE]      = "none",
+    [GENIE_BLOCK_ATTENTION] = "attention",
+    [GENIE_BLOCK_MLP]       = "mlp",
+    [GENIE_BLOCK_CONV]      = "conv",
+    [GENIE_BLOCK_NORM]      = "norm",
+    [GENIE_BLOCK_EMBEDDING] = "embedding",
+    [GENIE_BLOCK_HEAD]      = "head",
+};
+
 static const char *const kind_names[GENIE_VAL_KIND_COUNT] = {
     [GENIE_VAL_NODE]     = "node",
     [GENIE_VAL_INPUT]    = "input",
@@ -797,6 +826,11 @@ const char *genie_modality_name(genie_modality_t m)
     return (unsigned)m < GENIE_MOD_COUNT ? modality_names[m] : "invalid";
 }
 
+const char *genie_block_name(genie_block_t b)
+{
+    return (unsigned)b < GENIE_BLOCK_COUNT ? block_names[b] : "invalid";
+}
+
 const char *genie_srg_kind_name(genie_value_kind_t k)
 {
     return (unsigned)k < GENIE_VAL_KIND_COUNT ? kind_names[k] : "invalid";
@@ -815,6 +849,19 @@ int genie_phase_from_name(const char *s)
     for (int p = 0; p < GENIE_PHASE_COUNT; p++) {
         if (strcmp(phase_names[p], s) == 0) {
             return p;
+        }
+    }
+    return -1;
+}
+
+int genie_block_from_name(const char *s)
+{
+    if (s == NULL) {
+        return -1;
+    }
+    for (int b = 0; b < GENIE_BLOCK_COUNT; b++) {
+        if (strcmp(block_names[b], s) == 0) {
+            return b;
         }
     }
     return -1;

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Everything below is frozen into format version 1: changing an enum means a
+/* Everything below is frozen into format version 2: changing an enum means a
  * new version (or, for ops.def, a new ops revision) and an updated spec. */
 _Static_assert(GENIE_PHASE_COUNT == 8,
                "genie_phase_t changed: bump GENIE_SRG_VERSION and docs/srg-format.md");
@@ -26,6 +26,8 @@ _Static_assert(GENIE_RES_COUNT == 4,
                "genie_residency_t changed: bump GENIE_SRG_VERSION and docs/srg-format.md");
 _Static_assert(GENIE_MOD_COUNT == 5,
                "genie_modality_t changed: bump GENIE_SRG_VERSION and docs/srg-format.md");
+_Static_assert(GENIE_BLOCK_COUNT == 7,
+               "genie_block_t changed: bump GENIE_SRG_VERSION and docs/srg-format.md");
 _Static_assert(GENIE_VAL_KIND_COUNT == 4,
                "genie_value_kind_t changed: bump GENIE_SRG_VERSION and docs/srg-format.md");
 _Static_assert(GENIE_ATTR_TAG_COUNT == 7,
@@ -34,7 +36,7 @@ _Static_assert(GENIE_DTYPE_COUNT == 6,
                "genie_dtype_t changed: bump GENIE_SRG_VERSION and docs/srg-format.md");
 _Static_assert(GENIE_OP_COUNT == 89,
                "ops.def changed: bump GENIE_SRG_OPS_REVISION and the op table in docs/srg-format.md");
-_Static_assert(GENIE_SRG_VERSION == 1 && GENIE_SRG_OPS_REVISION == 2,
+_Static_assert(GENIE_SRG_VERSION == 2 && GENIE_SRG_OPS_REVISION == 2,
                "format changed: update the record layouts below and docs/srg-format.md");
 _Static_assert(GENIE_MAX_DIMS == 8, "ndim limit is part of the format: bump GENIE_SRG_VERSION");
 _Static_assert(sizeof(double) == 8, "FLOAT attrs are IEEE-754 binary64");
@@ -49,7 +51,7 @@ _Static_assert(sizeof(double) == 8, "FLOAT attrs are IEEE-754 binary64");
 /* Encoded sizes (bytes) of the fixed parts, see the framing comments below. */
 #define HDR_SIZE        (4 + 2 + 2 + 4 + 4 + 4 + 8)
 #define VALUE_FIXED     (1 + 1 + 1 + 1 + 1 + 4 + 4 + 8 + 8)
-#define NODE_FIXED      (2 + 1 + 1 + 1 + 4 + 4 + 4)
+#define NODE_FIXED      (2 + 1 + 1 + 1 + 1 + 4 + 4 + 4)
 #define STR_LEN_SIZE    4
 #define COST_SIZE       (8 + 8 + 8)
 /* Smallest possible records: a value with ndim 0 and an empty name; a node
@@ -57,7 +59,7 @@ _Static_assert(sizeof(double) == 8, "FLOAT attrs are IEEE-754 binary64");
 #define VALUE_MIN       (VALUE_FIXED + STR_LEN_SIZE)
 #define NODE_MIN        (NODE_FIXED + STR_LEN_SIZE + 4)
 
-_Static_assert(HDR_SIZE == 28 && VALUE_MIN == 33 && NODE_MIN == 25,
+_Static_assert(HDR_SIZE == 28 && VALUE_MIN == 33 && NODE_MIN == 26,
                "record sizes are part of the format: update docs/srg-format.md");
 
 /* ---- little-endian stores (encoder) --------------------------------------- */
@@ -243,6 +245,7 @@ genie_status_t genie_srg_encode(const genie_srg_t *srg, uint8_t **buf_p, size_t 
         put_u8(&w, (uint8_t)n->phase);
         put_u8(&w, (uint8_t)n->modality);
         put_u8(&w, (uint8_t)n->residency);
+        put_u8(&w, (uint8_t)n->block);
         put_u32(&w, n->n_in);
         put_u32(&w, n->n_out);
         put_u32(&w, n->n_attr);
@@ -613,8 +616,8 @@ static genie_status_t read_attr(rd_t *r, genie_srg_t *srg, genie_srg_attr_t *a)
 }
 
 /*
- * Node record (25 bytes at least):
- * | op (u16) | phase (u8) | modality (u8) | residency (u8) |
+ * Node record (26 bytes at least):
+ * | op (u16) | phase (u8) | modality (u8) | residency (u8) | block (u8) |
  * | n_in (u32) | n_out (u32) | n_attr (u32) | module_path (u32 len + bytes) |
  * | in (n_in x u32) | out (n_out x u32) | attrs (n_attr records) |
  * | [flops (u64) | bytes (u64) | intensity (f64)]  if header flag COST |
@@ -635,9 +638,9 @@ static genie_status_t read_node(rd_t *r, genie_srg_t *srg, uint32_t flags, uint8
         return st;
     }
     n->op        = ld_u16(b);
-    n->n_in      = ld_u32(b + 5);
-    n->n_out     = ld_u32(b + 9);
-    n->n_attr    = ld_u32(b + 13);
+    n->n_in      = ld_u32(b + 6);
+    n->n_out     = ld_u32(b + 10);
+    n->n_attr    = ld_u32(b + 14);
     if (n->op >= r->n_ops) {
         return genie_set_error(GENIE_ERR_CORRUPT, "srg: node %u: op %u not in ops revision of "
                                "this graph (%u ops)", idx, n->op, r->n_ops);
@@ -654,9 +657,14 @@ static genie_status_t read_node(rd_t *r, genie_srg_t *srg, uint32_t flags, uint8
         return genie_set_error(GENIE_ERR_CORRUPT, "srg: node %u (%s): residency %u out of range "
                                "(< %d)", idx, genie_op_name(n->op), b[4], GENIE_RES_COUNT);
     }
+    if (b[5] >= GENIE_BLOCK_COUNT) {
+        return genie_set_error(GENIE_ERR_CORRUPT, "srg: node %u (%s): block %u out of range (< %d)",
+                               idx, genie_op_name(n->op), b[5], GENIE_BLOCK_COUNT);
+    }
     n->phase     = (genie_phase_t)b[2];
     n->modality  = (genie_modality_t)b[3];
     n->residency = (genie_residency_t)b[4];
+    n->block     = (genie_block_t)b[5];
     if (n->n_out == 0) {
         return genie_set_error(GENIE_ERR_CORRUPT, "srg: node %u (%s) has no outputs", idx,
                                genie_op_name(n->op));

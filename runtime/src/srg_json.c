@@ -294,6 +294,8 @@ static void jb_node(jb_t *b, uint32_t idx, const genie_srg_node_t *n)
     jb_str(b, genie_modality_name(n->modality));
     jb_lit(b, ", \"residency\": ");
     jb_str(b, genie_residency_name(n->residency));
+    jb_lit(b, ", \"block\": ");
+    jb_str(b, genie_block_name(n->block));
     jb_lit(b, ", \"module_path\": ");
     jb_str(b, n->module_path);
     jb_lit(b, ",\n     \"inputs\": [");

@@ -80,6 +80,9 @@ static void run_one(const uint8_t *data, size_t size)
         if (!(x >= 0.0) || x > 1e300) {
             die("cost annotation produced a non-finite or negative intensity");
         }
+        if ((unsigned)genie_srg_node(g, i)->block >= GENIE_BLOCK_COUNT) {
+            die("decode accepted a node block out of range");
+        }
     }
     free(json);
     free(b2);
@@ -135,9 +138,16 @@ static uint32_t node1(genie_srg_t *g, uint32_t op, const uint32_t *in, uint32_t 
     return id;
 }
 
-/* Seed 0: attention-ish block with every attribute tag, a 3-output node and a
- * resident KV cache.  Seed 1: the same with cost.  Seed 2: a longer chain.
- * Seed 3: the empty graph. */
+/* Annotate the node just added with its model block. */
+static void last_block(genie_srg_t *g, genie_block_t block)
+{
+    check(genie_srg_set_node_block(g, genie_srg_n_nodes(g) - 1, block), genie_block_name(block));
+}
+
+/* Seed 0: attention-ish block with every attribute tag, a 3-output node, a
+ * resident KV cache and nodes of several model blocks (some left NONE).
+ * Seed 1: the same with cost.  Seed 2: a longer chain cycling through every
+ * block value.  Seed 3: the empty graph. */
 static genie_srg_t *seed_graph(int which)
 {
     static const int64_t sh_x[] = { 2, 4, 8 }, sh_w[] = { 8, 8 }, sh_2d[] = { 8, 8 };
@@ -164,6 +174,7 @@ static genie_srg_t *seed_graph(int which)
             in[1] = x;
             x = node1(g, i % 2 ? GENIE_OP_ADD : GENIE_OP_MUL_SCALAR, in, i % 2 ? 2 : 1, a,
                       i % 2 ? 0 : 1, GENIE_F32, 3, sh_x, GENIE_PHASE_FORWARD, "layers.mlp");
+            last_block(g, (genie_block_t)(i % GENIE_BLOCK_COUNT));
         }
         check(genie_srg_mark_output(g, x, 1, 0), "mark");
         return g;
@@ -177,6 +188,7 @@ static genie_srg_t *seed_graph(int which)
         check(genie_srg_add_node(g, GENIE_OP_LAYER_NORM, in, 3, a, 2, 3, f3, nd3, shp3,
                                  GENIE_PHASE_LLM_PREFILL, GENIE_MOD_TEXT,
                                  GENIE_RES_EPHEMERAL_ACTIVATION, "h.0.ln_1", ln), "layer_norm");
+        last_block(g, GENIE_BLOCK_NORM);
     }
     {
         genie_srg_attr_t a[1] = { { .tag = GENIE_ATTR_INTS, .ints = view, .n = 2 } };
@@ -190,9 +202,11 @@ static genie_srg_t *seed_graph(int which)
         in[1] = w;
         v = node1(g, GENIE_OP_MM, in, 2, NULL, 0, GENIE_F32, 2, sh_2d, GENIE_PHASE_LLM_PREFILL,
                   "h.0.attn.c_attn");
+        last_block(g, GENIE_BLOCK_ATTENTION);
         in[0] = v;
         v = node1(g, GENIE_OP_GELU, in, 1, a, 1, GENIE_F32, 2, sh_2d, GENIE_PHASE_LLM_DECODE,
                   "h.0.mlp.act \"q\"\n");
+        last_block(g, GENIE_BLOCK_MLP);
     }
     check(genie_srg_add_source(g, GENIE_VAL_RESIDENT, GENIE_F32, 4, sh_q,
                                GENIE_RES_STATEFUL_KV_CACHE, 42, "kv", &kv), "kv");
@@ -207,12 +221,14 @@ static genie_srg_t *seed_graph(int which)
         in[3] = GENIE_SRG_NONE;
         v = node1(g, GENIE_OP_SDPA, in, 4, a, 4, GENIE_F32, 4, sh_q, GENIE_PHASE_LLM_DECODE,
                   "h.0.attn");
+        last_block(g, GENIE_BLOCK_ATTENTION);
     }
     {
         genie_srg_attr_t a[2] = { { .tag = GENIE_ATTR_INT, .i = -1 },
                                   { .tag = GENIE_ATTR_BOOL, .i = 0 } };
         in[0] = v;
         v = node1(g, GENIE_OP_SOFTMAX, in, 1, a, 2, GENIE_F32, 4, sh_q, GENIE_PHASE_LLM_DECODE, "");
+        last_block(g, GENIE_BLOCK_HEAD);
     }
     check(genie_srg_mark_output(g, v, 1, 0), "mark");
     check(genie_srg_mark_output(g, ln[0], 0, 99), "mark");

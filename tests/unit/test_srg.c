@@ -270,6 +270,7 @@ static void assert_graph_equal(const genie_srg_t *a, const genie_srg_t *b)
         assert_int_equal(x->phase, y->phase);
         assert_int_equal(x->modality, y->modality);
         assert_int_equal(x->residency, y->residency);
+        assert_int_equal(x->block, y->block);
         assert_string_equal(x->module_path, y->module_path);
         assert_int_equal(x->n_in, y->n_in);
         assert_memory_equal(x->in, y->in, sizeof(uint32_t) * x->n_in);
@@ -298,6 +299,7 @@ static void assert_graph_valid(const genie_srg_t *g)
         assert_true((unsigned)n->phase < GENIE_PHASE_COUNT);
         assert_true((unsigned)n->modality < GENIE_MOD_COUNT);
         assert_true((unsigned)n->residency < GENIE_RES_COUNT);
+        assert_true((unsigned)n->block < GENIE_BLOCK_COUNT);
         assert_true(strlen(n->module_path) <= GENIE_SRG_MAX_NAME);
         for (uint32_t k = 0; k < n->n_in; k++) {
             uint32_t v = n->in[k];
@@ -537,6 +539,14 @@ static void build_sample(sample_t *s)
         s->out = add1(g, GENIE_OP_GELU, in, 1, a, 1, GENIE_F16, 4, sh_q4,
                       GENIE_PHASE_LLM_DECODE, "transformer.h.0.mlp.act");
     }
+    /* model blocks; the views, the split and masked_fill stay NONE */
+    assert_int_equal(genie_srg_set_node_block(g, 0, GENIE_BLOCK_EMBEDDING), GENIE_OK);
+    assert_int_equal(genie_srg_set_node_block(g, s->n_ln, GENIE_BLOCK_NORM), GENIE_OK);
+    assert_int_equal(genie_srg_set_node_block(g, s->n_mm, GENIE_BLOCK_ATTENTION), GENIE_OK);
+    assert_int_equal(genie_srg_set_node_block(g, s->n_sdpa, GENIE_BLOCK_ATTENTION), GENIE_OK);
+    assert_int_equal(genie_srg_set_node_block(g, s->n_sm, GENIE_BLOCK_ATTENTION), GENIE_OK);
+    assert_int_equal(genie_srg_set_node_block(g, s->n_mf + 1, GENIE_BLOCK_HEAD), GENIE_OK);
+    assert_int_equal(genie_srg_set_node_block(g, s->n_mf + 2, GENIE_BLOCK_MLP), GENIE_OK);
     assert_int_equal(genie_srg_mark_output(g, s->out, 1, 0), GENIE_OK);
     assert_int_equal(genie_srg_mark_output(g, s->att, 0, 0xabcdef), GENIE_OK);
     assert_int_equal(genie_srg_mark_output(g, s->ln[0], 1, 77), GENIE_OK);
@@ -620,6 +630,7 @@ static void test_build_and_read(void **state)
     assert_int_equal(n->op, GENIE_OP_LAYER_NORM);
     assert_int_equal(n->phase, GENIE_PHASE_LLM_PREFILL);
     assert_int_equal(n->modality, GENIE_MOD_TEXT);
+    assert_int_equal(n->block, GENIE_BLOCK_NORM);
     assert_string_equal(n->module_path, "transformer.h.0.ln_1");
     assert_int_equal(n->n_in, 3);
     assert_int_equal(n->in[1], GENIE_SRG_NONE);
@@ -644,6 +655,19 @@ static void test_build_and_read(void **state)
     expect_error(genie_srg_attr_ints_opt(n, 1, &ints, &n_ints, &present), GENIE_ERR_INVALID,
                  "expected ints");
     assert_int_equal(present, -1);
+
+    /* blocks: set where build_sample set them, NONE elsewhere */
+    assert_int_equal(genie_srg_node(s.g, 0)->block, GENIE_BLOCK_EMBEDDING);
+    assert_int_equal(genie_srg_node(s.g, s.n_view)->block, GENIE_BLOCK_NONE);
+    assert_int_equal(genie_srg_node(s.g, s.n_sdpa)->block, GENIE_BLOCK_ATTENTION);
+    assert_int_equal(genie_srg_node(s.g, s.n_mf)->block, GENIE_BLOCK_NONE);
+    assert_int_equal(genie_srg_node(s.g, s.n_mf + 1)->block, GENIE_BLOCK_HEAD);
+    assert_int_equal(genie_srg_node(s.g, s.n_mf + 2)->block, GENIE_BLOCK_MLP);
+    /* a block can be changed, and set back to NONE */
+    assert_int_equal(genie_srg_set_node_block(s.g, s.n_view, GENIE_BLOCK_CONV), GENIE_OK);
+    assert_int_equal(genie_srg_node(s.g, s.n_view)->block, GENIE_BLOCK_CONV);
+    assert_int_equal(genie_srg_set_node_block(s.g, s.n_view, GENIE_BLOCK_NONE), GENIE_OK);
+    assert_int_equal(genie_srg_node(s.g, s.n_view)->block, GENIE_BLOCK_NONE);
 
     /* addmm: scalar args given as INT and FLOAT */
     n = genie_srg_node(s.g, s.n_mm);
@@ -804,6 +828,21 @@ static void test_builder_rejects(void **state)
     expect_error(genie_srg_mark_output(g, nv, 1, 0), GENIE_ERR_INVALID, "out of range");
     expect_error(genie_srg_create(NULL), GENIE_ERR_INVALID, NULL);
 
+    /* the block setter: a node that does not exist, a block that does not */
+    assert_int_equal(genie_srg_set_node_block(g, 1, GENIE_BLOCK_MLP), GENIE_OK);
+    expect_error(genie_srg_set_node_block(g, nn, GENIE_BLOCK_MLP), GENIE_ERR_INVALID,
+                 "set_node_block: node 2 out of range (2 nodes)");
+    expect_error(genie_srg_set_node_block(g, GENIE_SRG_NONE, GENIE_BLOCK_MLP), GENIE_ERR_INVALID,
+                 "node 4294967295 out of range");
+    expect_error(genie_srg_set_node_block(g, 1, GENIE_BLOCK_COUNT), GENIE_ERR_INVALID,
+                 "node 1 (add.Tensor): block 7 out of range (< 7)");
+    expect_error(genie_srg_set_node_block(g, 0, (genie_block_t)-1), GENIE_ERR_INVALID,
+                 "node 0 (mm.default): block -1 out of range");
+    expect_error(genie_srg_set_node_block(NULL, 0, GENIE_BLOCK_MLP), GENIE_ERR_INVALID,
+                 "out of range (0 nodes)");
+    assert_int_equal(genie_srg_node(g, 0)->block, GENIE_BLOCK_NONE);   /* refusals change nothing */
+    assert_int_equal(genie_srg_node(g, 1)->block, GENIE_BLOCK_MLP);
+
     assert_int_equal(genie_srg_n_values(g), nv);
     assert_int_equal(genie_srg_n_nodes(g), nn);
     check_round_trip(g);   /* still a sound graph */
@@ -840,6 +879,8 @@ static void test_names(void **state)
     static const char *const res[] = { "ephemeral_activation", "persistent_weight",
                                        "stateful_kv_cache", "gradient" };
     static const char *const mods[] = { "none", "vision", "text", "audio", "fusion" };
+    static const char *const blocks[] = { "none", "attention", "mlp", "conv", "norm",
+                                          "embedding", "head" };
 
     (void)state;
     for (int p = 0; p < GENIE_PHASE_COUNT; p++) {
@@ -852,6 +893,19 @@ static void test_names(void **state)
     for (int m = 0; m < GENIE_MOD_COUNT; m++) {
         assert_string_equal(genie_modality_name((genie_modality_t)m), mods[m]);
     }
+    assert_int_equal(sizeof(blocks) / sizeof(blocks[0]), GENIE_BLOCK_COUNT);
+    for (int b = 0; b < GENIE_BLOCK_COUNT; b++) {
+        assert_string_equal(genie_block_name((genie_block_t)b), blocks[b]);
+        assert_int_equal(genie_block_from_name(blocks[b]), b);
+    }
+    assert_int_equal(GENIE_BLOCK_ATTENTION, 1);   /* numbering is the wire format */
+    assert_int_equal(GENIE_BLOCK_HEAD, 6);
+    assert_string_equal(genie_block_name(GENIE_BLOCK_COUNT), "invalid");
+    assert_string_equal(genie_block_name((genie_block_t)-1), "invalid");
+    assert_int_equal(genie_block_from_name("Attention"), -1);
+    assert_int_equal(genie_block_from_name("invalid"), -1);
+    assert_int_equal(genie_block_from_name(""), -1);
+    assert_int_equal(genie_block_from_name(NULL), -1);
     assert_string_equal(genie_phase_name(GENIE_PHASE_COUNT), "invalid");
     assert_string_equal(genie_residency_name((genie_residency_t)-1), "invalid");
     assert_string_equal(genie_modality_name(GENIE_MOD_COUNT), "invalid");
@@ -950,7 +1004,7 @@ static void test_json(void **state)
     assert_true(json_valid(json));
     /* keys */
     static const char *const keys[] = {
-        "\"format\": \"genie-srg\"", "\"version\": 1", "\"ops_revision\": 2", "\"values\": [",
+        "\"format\": \"genie-srg\"", "\"version\": 2", "\"ops_revision\": 2", "\"values\": [",
         "\"nodes\": [", "\"edges\": [", "\"from_node\": ", "\"to_node\": ", "\"value\": ",
         "\"bytes\": ", "\"kind\": \"weight\"", "\"dtype\": \"float32\"", "\"shape\": [1, 8, 16]",
         "\"residency\": \"persistent_weight\"", "\"residency\": \"stateful_kv_cache\"",
@@ -958,6 +1012,12 @@ static void test_json(void **state)
         "\"is_output\": true", "\"name\": \"transformer.wte.weight\"",
         "\"op\": \"addmm.default\"", "\"op_id\": 61", "\"phase\": \"llm_prefill\"",
         "\"phase\": \"llm_decode\"", "\"modality\": \"text\"",
+        /* block follows residency on every node */
+        "\"residency\": \"ephemeral_activation\", \"block\": \"attention\", "
+        "\"module_path\": \"transformer.h.0.attn.c_attn\"",
+        "\"block\": \"embedding\", \"module_path\": \"transformer.wte\"",
+        "\"block\": \"norm\"", "\"block\": \"none\"", "\"block\": \"head\"",
+        "\"block\": \"mlp\", \"module_path\": \"transformer.h.0.mlp.act\"",
         "\"module_path\": \"transformer.h.0.attn.c_attn\"", "\"inputs\": [", "\"outputs\": [",
         "\"attrs\": [", "\"cost\": {\"flops\": ", "\"intensity\": ",
         "{\"type\": \"ints\", \"value\": [16]}", "{\"type\": \"float\", \"value\": 1.0000000000000001e-05}",
@@ -976,6 +1036,13 @@ static void test_json(void **state)
             print_error("JSON lacks %s\n%s\n", keys[k], json);
             fail();
         }
+    }
+    {
+        uint32_t n_block = 0;
+        for (const char *p = json; (p = strstr(p, "\"block\": ")) != NULL; p++) {
+            n_block++;
+        }
+        assert_int_equal(n_block, genie_srg_n_nodes(s.g));   /* on every node, once */
     }
     free(json);
     expect_error(genie_srg_to_json(NULL, &json), GENIE_ERR_INVALID, NULL);
@@ -1009,6 +1076,39 @@ static void test_round_trip(void **state)
     genie_srg_annotate_cost(s.g);
     check_round_trip(s.g);            /* with cost */
     genie_srg_destroy(s.g);
+}
+
+/* Every block value survives encode/decode, at the byte the spec gives it
+ * (offset 5 of the node record), and the default is NONE. */
+static void test_block_round_trip(void **state)
+{
+    genie_srg_t *g = build_chain(GENIE_BLOCK_COUNT + 1), *back = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0, off;
+
+    (void)state;
+    assert_int_equal(genie_srg_node(g, GENIE_BLOCK_COUNT)->block, GENIE_BLOCK_NONE);
+    for (uint32_t i = 0; i < GENIE_BLOCK_COUNT; i++) {
+        /* node i gets block (i + 1) % COUNT: every value, NONE last */
+        genie_block_t b = (genie_block_t)((i + 1) % GENIE_BLOCK_COUNT);
+        assert_int_equal(genie_srg_set_node_block(g, i, b), GENIE_OK);
+    }
+    assert_int_equal(genie_srg_encode(g, &buf, &len), GENIE_OK);
+    assert_int_equal(genie_srg_decode(buf, len, &back), GENIE_OK);
+    assert_graph_equal(g, back);
+    for (uint32_t i = 0; i < GENIE_BLOCK_COUNT; i++) {
+        assert_int_equal(genie_srg_node(back, i)->block, (i + 1) % GENIE_BLOCK_COUNT);
+    }
+    assert_int_equal(genie_srg_node(back, GENIE_BLOCK_COUNT)->block, GENIE_BLOCK_NONE);
+    /* node 0 starts right after the value table: the header, the sources x and
+     * w (2 dims, 1-byte names) and the COUNT + 1 node outputs (2 dims, no name) */
+    off = 28 + 2 * (33 + 16 + 1) + (GENIE_BLOCK_COUNT + 1) * (33 + 16);
+    assert_true(off + 6 <= len);
+    assert_int_equal(buf[off + 5], GENIE_BLOCK_ATTENTION);
+    check_round_trip(back);
+    free(buf);
+    genie_srg_destroy(back);
+    genie_srg_destroy(g);
 }
 
 /* Encoding a 2,000-node graph must stay far below a millisecond (it is on the
@@ -1046,8 +1146,8 @@ static void test_encode_speed(void **state)
 static void test_doc_example(void **state)
 {
     static const uint8_t want[] = {
-        0x47, 0x53, 0x52, 0x47, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00,
-        0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0xdd, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x47, 0x53, 0x52, 0x47, 0x02, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00,
+        0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0xde, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         /* value 0 */
         0x01, 0x00, 0x00, 0x02, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -1061,20 +1161,20 @@ static void test_doc_example(void **state)
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         0x02, 0, 0, 0, 0, 0, 0, 0, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         /* node 0 */
-        0x3e, 0x00, 0x02, 0x02, 0x00, 0x02, 0, 0, 0, 0x01, 0, 0, 0, 0x01, 0, 0, 0,
+        0x3e, 0x00, 0x02, 0x02, 0x00, 0x02, 0x02, 0, 0, 0, 0x01, 0, 0, 0, 0x01, 0, 0, 0,
         0x02, 0, 0, 0, 'f', 'c', 0, 0, 0, 0, 0x01, 0, 0, 0, 0x02, 0, 0, 0,
         0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
     };
     static const char want_json[] =
         "{\n"
-        "  \"format\": \"genie-srg\", \"version\": 1, \"ops_revision\": 2,\n"
+        "  \"format\": \"genie-srg\", \"version\": 2, \"ops_revision\": 2,\n"
         "  \"values\": [\n"
         "    {\"id\": 0, \"kind\": \"input\", \"dtype\": \"float32\", \"shape\": [2, 3], \"bytes\": 24, \"residency\": \"ephemeral_activation\", \"producer\": null, \"producer_out\": null, \"ref\": 0, \"keep_id\": 0, \"is_output\": false, \"name\": \"x\"},\n"
         "    {\"id\": 1, \"kind\": \"weight\", \"dtype\": \"float32\", \"shape\": [3, 4], \"bytes\": 48, \"residency\": \"persistent_weight\", \"producer\": null, \"producer_out\": null, \"ref\": 1234605616436508552, \"keep_id\": 0, \"is_output\": false, \"name\": \"w\"},\n"
         "    {\"id\": 2, \"kind\": \"node\", \"dtype\": \"float32\", \"shape\": [2, 4], \"bytes\": 32, \"residency\": \"ephemeral_activation\", \"producer\": 0, \"producer_out\": 0, \"ref\": 0, \"keep_id\": 0, \"is_output\": true, \"name\": \"\"}\n"
         "  ],\n"
         "  \"nodes\": [\n"
-        "    {\"id\": 0, \"op\": \"mm.default\", \"op_id\": 62, \"phase\": \"llm_prefill\", \"modality\": \"text\", \"residency\": \"ephemeral_activation\", \"module_path\": \"fc\",\n"
+        "    {\"id\": 0, \"op\": \"mm.default\", \"op_id\": 62, \"phase\": \"llm_prefill\", \"modality\": \"text\", \"residency\": \"ephemeral_activation\", \"block\": \"mlp\", \"module_path\": \"fc\",\n"
         "     \"inputs\": [0, 1], \"outputs\": [2],\n"
         "     \"attrs\": [{\"type\": \"int\", \"value\": -1}],\n"
         "     \"cost\": {\"flops\": 48, \"bytes\": 104, \"intensity\": 0.46153846153846156}}\n"
@@ -1101,6 +1201,7 @@ static void test_doc_example(void **state)
                                           GENIE_RES_PERSISTENT_WEIGHT, 0x1122334455667788ull,
                                           "w", &in[1]), GENIE_OK);
     y = add1(g, GENIE_OP_MM, in, 2, a, 1, GENIE_F32, 2, sy, GENIE_PHASE_LLM_PREFILL, "fc");
+    assert_int_equal(genie_srg_set_node_block(g, 0, GENIE_BLOCK_MLP), GENIE_OK);
     assert_int_equal(genie_srg_mark_output(g, y, 1, 0), GENIE_OK);
     assert_int_equal(genie_srg_encode(g, &buf, &len), GENIE_OK);
     assert_int_equal(len, sizeof(want));
@@ -1137,7 +1238,7 @@ typedef struct tval {
 
 typedef struct tnode {
     uint16_t    op;
-    uint8_t     phase, mod, res;
+    uint8_t     phase, mod, res, block;
     uint32_t    n_in, n_out, n_attr;
     const char *path;
     uint32_t    in[4], out[4];
@@ -1225,6 +1326,7 @@ static void tg_encode(tgraph_t *g)
         w8(g, n->phase);
         w8(g, n->mod);
         w8(g, n->res);
+        w8(g, n->block);
         wle(g, n->n_in, 4);
         wle(g, n->n_out, 4);
         wle(g, n->n_attr, 4);
@@ -1271,8 +1373,8 @@ enum {
     HDR_TOTAL = 20, HDR_SIZE = 28,
     V_KIND = 0, V_DTYPE = 1, V_RES = 2, V_NDIM = 3, V_FLAGS = 4, V_PRODUCER = 5, V_POUT = 9,
     V_SHAPE = 29,
-    N_OP = 0, N_PHASE = 2, N_MOD = 3, N_RES = 4, N_N_IN = 5, N_N_OUT = 9, N_N_ATTR = 13,
-    N_PATH = 17,
+    N_OP = 0, N_PHASE = 2, N_MOD = 3, N_RES = 4, N_BLOCK = 5, N_N_IN = 6, N_N_OUT = 10,
+    N_N_ATTR = 14, N_PATH = 18,
 };
 
 static const int64_t t_ints[] = { 4, -1, INT64_MIN, INT64_MAX };
@@ -1303,7 +1405,7 @@ static void tg_base(tgraph_t *g, int with_cost)
 
     memset(g, 0, sizeof(*g));
     memcpy(g->magic, "GSRG", 4);
-    g->version  = 1;
+    g->version  = 2;
     g->ops_rev  = GENIE_SRG_OPS_REVISION;
     g->flags    = with_cost ? 1u : 0u;
     g->n_values = 10;
@@ -1319,20 +1421,21 @@ static void tg_base(tgraph_t *g, int with_cost)
     g->v[7].ref   = 99;
     g->v[9].dtype = GENIE_F16;
     g->n[0] = (tnode_t){ .op = GENIE_OP_MM, .phase = GENIE_PHASE_LLM_PREFILL,
-                         .mod = GENIE_MOD_TEXT, .n_in = 2, .n_out = 1, .path = "l0.mm",
-                         .in = { 0, 1 }, .out = { 2 } };
+                         .mod = GENIE_MOD_TEXT, .block = GENIE_BLOCK_MLP, .n_in = 2, .n_out = 1,
+                         .path = "l0.mm", .in = { 0, 1 }, .out = { 2 } };
     g->n[1] = (tnode_t){ .op = GENIE_OP_RELU, .n_in = 1, .n_out = 1, .in = { 2 }, .out = { 3 } };
     g->n[2] = (tnode_t){ .op = GENIE_OP_LAYER_NORM, .phase = GENIE_PHASE_LLM_DECODE,
-                         .res = GENIE_RES_STATEFUL_KV_CACHE, .n_in = 3, .n_out = 3, .n_attr = 2,
-                         .path = "l0.ln", .in = { 3, GENIE_SRG_NONE, GENIE_SRG_NONE },
+                         .res = GENIE_RES_STATEFUL_KV_CACHE, .block = GENIE_BLOCK_NORM, .n_in = 3,
+                         .n_out = 3, .n_attr = 2, .path = "l0.ln",
+                         .in = { 3, GENIE_SRG_NONE, GENIE_SRG_NONE },
                          .out = { 4, 5, 6 },
                          .attr = { { .tag = GENIE_ATTR_INTS, .n = 1, .ints = t_ints },
                                    { .tag = GENIE_ATTR_FLOAT, .f = 1e-5 } } };
     g->n[3] = (tnode_t){ .op = GENIE_OP_ADD, .mod = GENIE_MOD_FUSION, .n_in = 2, .n_out = 1,
                          .in = { 3, 7 }, .out = { 8 } };
     g->n[4] = (tnode_t){ .op = GENIE_OP_TO_COPY, .phase = GENIE_PHASE_TRAINING,
-                         .res = GENIE_RES_GRADIENT, .n_in = 1, .n_out = 1, .n_attr = 6,
-                         .path = "head", .in = { 8 }, .out = { 9 },
+                         .res = GENIE_RES_GRADIENT, .block = GENIE_BLOCK_HEAD, .n_in = 1, .n_out = 1,
+                         .n_attr = 6, .path = "head", .in = { 8 }, .out = { 9 },
                          .attr = { { .tag = GENIE_ATTR_DTYPE, .i = GENIE_F16 },
                                    { .tag = GENIE_ATTR_NONE },
                                    { .tag = GENIE_ATTR_BOOL, .i = 1 },
@@ -1383,6 +1486,10 @@ static void test_spec_conformance(void **state)
         assert_int_equal(n->op, GENIE_OP_TO_COPY);
         assert_int_equal(n->phase, GENIE_PHASE_TRAINING);
         assert_int_equal(n->residency, GENIE_RES_GRADIENT);
+        assert_int_equal(n->block, GENIE_BLOCK_HEAD);
+        assert_int_equal(genie_srg_node(g, 0)->block, GENIE_BLOCK_MLP);
+        assert_int_equal(genie_srg_node(g, 1)->block, GENIE_BLOCK_NONE);
+        assert_int_equal(genie_srg_node(g, 2)->block, GENIE_BLOCK_NORM);
         assert_int_equal(n->attrs[5].n, 4);
         assert_int_equal(n->attrs[5].ints[2], INT64_MIN);
         assert_string_equal(n->attrs[4].s, "tanh");
@@ -1460,7 +1567,8 @@ typedef struct reject_case {
 
 /* header */
 static void e_magic(tgraph_t *g)        { g->magic[0] = 'X'; tg_encode(g); }
-static void e_version2(tgraph_t *g)     { g->version = 2; tg_encode(g); }
+static void e_version1(tgraph_t *g)     { g->version = 1; tg_encode(g); }
+static void e_version3(tgraph_t *g)     { g->version = 3; tg_encode(g); }
 static void e_version0(tgraph_t *g)     { g->version = 0; tg_encode(g); }
 static void e_opsrev0(tgraph_t *g)      { g->ops_rev = 0; tg_encode(g); }
 static void e_opsrev_next(tgraph_t *g)  { g->ops_rev = GENIE_SRG_OPS_REVISION + 1; tg_encode(g); }
@@ -1515,6 +1623,9 @@ static void e_op_ffff(tgraph_t *g)      { g->n[1].op = 0xffff; tg_encode(g); }
 static void e_phase(tgraph_t *g)        { g->n[0].phase = GENIE_PHASE_COUNT; tg_encode(g); }
 static void e_mod(tgraph_t *g)          { g->n[0].mod = GENIE_MOD_COUNT; tg_encode(g); }
 static void e_nres(tgraph_t *g)         { g->n[0].res = 0xff; tg_encode(g); }
+static void e_block(tgraph_t *g)        { g->n[3].block = GENIE_BLOCK_COUNT; tg_encode(g); }
+static void e_block9(tgraph_t *g)       { g->n[3].block = 9; tg_encode(g); }
+static void e_block_ff(tgraph_t *g)     { put_le_at(g->buf, g->off_node[0] + N_BLOCK, 0xff, 1); }
 static void e_in_oob(tgraph_t *g)       { g->n[1].in[0] = 10; tg_encode(g); }
 static void e_in_oob2(tgraph_t *g)      { g->n[1].in[0] = 0xFFFFFFFEu; tg_encode(g); }
 static void e_forward_ref(tgraph_t *g)  { g->n[1].in[0] = 8; tg_encode(g); }    /* made by node 3 */
@@ -1565,7 +1676,9 @@ static void test_rejects(void **state)
 {
     static const reject_case_t cases[] = {
         { "bad magic", e_magic, GENIE_ERR_CORRUPT, "bad magic" },
-        { "version 2", e_version2, GENIE_ERR_VERSION, "format version 2" },
+        { "version 1 (nodes without block)", e_version1, GENIE_ERR_VERSION,
+          "format version 1, this build reads version 2 only" },
+        { "version 3", e_version3, GENIE_ERR_VERSION, "format version 3" },
         { "version 0", e_version0, GENIE_ERR_VERSION, "format version 0" },
         { "ops revision 0", e_opsrev0, GENIE_ERR_VERSION, "ops revision 0" },
         { "ops revision from the future", e_opsrev_next, GENIE_ERR_VERSION, "ops revision 3" },
@@ -1605,6 +1718,9 @@ static void test_rejects(void **state)
         { "phase 8", e_phase, GENIE_ERR_CORRUPT, "phase 8" },
         { "modality 5", e_mod, GENIE_ERR_CORRUPT, "modality 5" },
         { "node residency 255", e_nres, GENIE_ERR_CORRUPT, "residency 255" },
+        { "block 7", e_block, GENIE_ERR_CORRUPT, "srg: node 3 (add.Tensor): block 7 out of range (< 7)" },
+        { "block 9", e_block9, GENIE_ERR_CORRUPT, "node 3 (add.Tensor): block 9 out of range (< 7)" },
+        { "block 255", e_block_ff, GENIE_ERR_CORRUPT, "node 0 (mm.default): block 255" },
         { "input id out of range", e_in_oob, GENIE_ERR_CORRUPT, "node 1 input 0: value 10 out of range" },
         { "input id 2^32-2", e_in_oob2, GENIE_ERR_CORRUPT, "out of range" },
         { "forward reference", e_forward_ref, GENIE_ERR_CORRUPT, "node 1 uses value 8 before it is produced" },
@@ -1832,6 +1948,7 @@ int main(void)
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_json_empty),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_block_round_trip),
         cmocka_unit_test(test_encode_speed),
         cmocka_unit_test(test_doc_example),
         cmocka_unit_test(test_spec_conformance),

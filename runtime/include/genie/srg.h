@@ -13,7 +13,8 @@
  * under that object id; values with `is_output` are returned to the caller.
  *
  * Every node carries its annotations: phase, modality, residency of its outputs,
- * module path, and cost hints (FLOPs, bytes, arithmetic intensity) filled by
+ * the kind of model block it belongs to (attention, MLP, ...), module path, and
+ * cost hints (FLOPs, bytes, arithmetic intensity) filled by
  * genie_srg_annotate_cost().  The binary encoding is specified in
  * docs/srg-format.md; decode validates everything against the buffer's end.
  *
@@ -31,7 +32,7 @@
 #include "genie/tensor.h"
 
 #define GENIE_SRG_MAGIC         "GSRG"       /* first 4 bytes of an encoded graph */
-#define GENIE_SRG_VERSION       1u
+#define GENIE_SRG_VERSION       2u           /* 2: node records carry `block` */
 #define GENIE_SRG_OPS_REVISION  2u           /* bump when ops.def grows (ops.c table) */
 #define GENIE_SRG_NONE          0xFFFFFFFFu  /* absent optional tensor input */
 #define GENIE_SRG_MAX_NAME      4096u        /* longest module path / value name */
@@ -65,6 +66,19 @@ typedef enum genie_modality {
     GENIE_MOD_FUSION,
     GENIE_MOD_COUNT
 } genie_modality_t;
+
+/* The kind of model block a node belongs to, so that schedulers can tell
+ * attention work from MLP work from convolutions. */
+typedef enum genie_block {
+    GENIE_BLOCK_NONE = 0,
+    GENIE_BLOCK_ATTENTION,
+    GENIE_BLOCK_MLP,
+    GENIE_BLOCK_CONV,
+    GENIE_BLOCK_NORM,
+    GENIE_BLOCK_EMBEDDING,
+    GENIE_BLOCK_HEAD,
+    GENIE_BLOCK_COUNT
+} genie_block_t;
 
 typedef enum genie_value_kind {
     GENIE_VAL_NODE = 0,
@@ -113,6 +127,7 @@ typedef struct genie_srg_node {
     genie_phase_t      phase;
     genie_modality_t   modality;
     genie_residency_t  residency;    /* of its outputs */
+    genie_block_t      block;        /* model block it belongs to; NONE if unknown */
     const char        *module_path;  /* "" if unknown, e.g. "transformer.h.0.attn" */
     uint32_t           n_in;
     const uint32_t    *in;           /* (n_in) value ids or GENIE_SRG_NONE */
@@ -149,6 +164,12 @@ genie_status_t genie_srg_add_node(genie_srg_t *srg, uint32_t op,
                                   genie_phase_t phase, genie_modality_t modality,
                                   genie_residency_t residency, const char *module_path,
                                   uint32_t *out_ids_p);
+
+/* Annotate node `node` with the model block it belongs to (nodes start as
+ * GENIE_BLOCK_NONE).  A separate call rather than an argument of add_node so
+ * that the builders that do not know blocks stay as they are.
+ * GENIE_ERR_INVALID with a message for a bad node index or block value. */
+genie_status_t genie_srg_set_node_block(genie_srg_t *srg, uint32_t node, genie_block_t block);
 
 /* Mark a value: returned to the caller and/or kept resident under keep_id. */
 genie_status_t genie_srg_mark_output(genie_srg_t *srg, uint32_t value, int is_output,
@@ -198,6 +219,8 @@ genie_status_t genie_srg_to_json(const genie_srg_t *srg, char **json_p);
 const char *genie_phase_name(genie_phase_t p);       /* "llm_prefill", ... */
 const char *genie_residency_name(genie_residency_t r);
 const char *genie_modality_name(genie_modality_t m);
+const char *genie_block_name(genie_block_t b);       /* "attention", "mlp", ... */
 int         genie_phase_from_name(const char *s);    /* -1 if unknown */
+int         genie_block_from_name(const char *s);    /* -1 if unknown */
 
 #endif
