@@ -119,13 +119,13 @@ static int parse_attr(PyObject *o, genie_srg_attr_t *a, int64_t **ints_buf_p)
     return -1;
 }
 
-/* add_node(op, inputs, attrs, outs, phase, modality, residency, module_path)
- *   inputs: list of value ids or None; attrs: list; outs: list of (dtype, shape)
- *   -> tuple of output value ids */
+/* add_node(op, inputs, attrs, outs, phase, modality, residency, module_path[, block])
+ *   inputs: list of value ids or None; attrs: list; outs: list of (dtype, shape);
+ *   block: genie_block_t, 0 (none) if omitted -> tuple of output value ids */
 static PyObject *graph_add_node(GeniePyGraph *self, PyObject *args)
 {
     unsigned int op;
-    int phase, modality, residency;
+    int phase, modality, residency, block = GENIE_BLOCK_NONE;
     PyObject *in_obj, *attr_obj, *out_obj, *res = NULL;
     const char *module_path;
     genie_srg_attr_t attrs[MAX_ATTRS];
@@ -138,10 +138,17 @@ static PyObject *graph_add_node(GeniePyGraph *self, PyObject *args)
     Py_ssize_t n_in, n_attr, n_out;
     genie_status_t st;
 
-    if (!PyArg_ParseTuple(args, "IO!O!O!iiis", &op, &PyList_Type, &in_obj, &PyList_Type,
+    if (!PyArg_ParseTuple(args, "IO!O!O!iiis|i", &op, &PyList_Type, &in_obj, &PyList_Type,
                           &attr_obj, &PyList_Type, &out_obj, &phase, &modality, &residency,
-                          &module_path)) {
+                          &module_path, &block)) {
         return NULL;
+    }
+    /* Checked before the node is added, so that a bad block refuses the whole
+     * call and leaves the graph unchanged, like every other bad argument. */
+    if (block < 0 || block >= GENIE_BLOCK_COUNT) {
+        return geniepy_raise("graph add_node",
+                             genie_set_error(GENIE_ERR_INVALID, "srg: add_node: block %d out of "
+                                             "range (< %d)", block, GENIE_BLOCK_COUNT));
     }
     n_in = PyList_GET_SIZE(in_obj);
     n_attr = PyList_GET_SIZE(attr_obj);
@@ -184,6 +191,14 @@ static PyObject *graph_add_node(GeniePyGraph *self, PyObject *args)
         geniepy_raise("graph add_node", st);
         goto out;
     }
+    if (block != GENIE_BLOCK_NONE) {
+        st = genie_srg_set_node_block(self->srg, genie_srg_n_nodes(self->srg) - 1,
+                                      (genie_block_t)block);
+        if (st != GENIE_OK) {
+            geniepy_raise("graph add_node", st);
+            goto out;
+        }
+    }
     res = PyTuple_New(n_out);
     for (Py_ssize_t i = 0; res != NULL && i < n_out; i++) {
         PyTuple_SET_ITEM(res, i, PyLong_FromUnsignedLong(out_ids[i]));
@@ -194,6 +209,23 @@ out:
     }
     free(in);
     return res;
+}
+
+/* set_block(node_index, block): annotate an existing node with its model block */
+static PyObject *graph_set_block(GeniePyGraph *self, PyObject *args)
+{
+    unsigned int node;
+    int block;
+    genie_status_t st;
+
+    if (!PyArg_ParseTuple(args, "Ii", &node, &block)) {
+        return NULL;
+    }
+    st = genie_srg_set_node_block(self->srg, node, (genie_block_t)block);
+    if (st != GENIE_OK) {
+        return geniepy_raise("graph set_block", st);
+    }
+    Py_RETURN_NONE;
 }
 
 /* mark_output(value, is_output, keep_id) */
@@ -265,7 +297,10 @@ static PyMethodDef graph_methods[] = {
     { "add_source", (PyCFunction)graph_add_source, METH_VARARGS,
       "add_source(kind, dtype, shape, residency, ref, name) -> value id" },
     { "add_node", (PyCFunction)graph_add_node, METH_VARARGS,
-      "add_node(op, inputs, attrs, outs, phase, modality, residency, module_path) -> ids" },
+      "add_node(op, inputs, attrs, outs, phase, modality, residency, module_path[, block]) "
+      "-> ids" },
+    { "set_block", (PyCFunction)graph_set_block, METH_VARARGS,
+      "set_block(node_index, block): the node's model block (genie_block_t)" },
     { "mark_output", (PyCFunction)graph_mark_output, METH_VARARGS,
       "mark_output(value, is_output, keep_id)" },
     { "encode", (PyCFunction)graph_encode, METH_NOARGS, "encode() -> bytes (annotates cost)" },
