@@ -37,7 +37,54 @@ def _stack():
 
 def current_module_path():
     s = _stack()
-    return s[-1] if s and s[-1] is not None else ""
+    return s[-1][0] if s and s[-1] is not None else ""
+
+
+def current_block():
+    """Block code (srg.h genie_block_t) of the innermost classified module."""
+    s = _stack()
+    return s[-1][1] if s and s[-1] is not None else 0
+
+
+# genie_block_t numbering (runtime/include/genie/srg.h)
+BLOCK_NONE, BLOCK_ATTENTION, BLOCK_MLP, BLOCK_CONV, BLOCK_NORM, BLOCK_EMBEDDING, BLOCK_HEAD = range(7)
+_block_cache = {}
+
+
+def classify_block(module, path):
+    """The kind of block `module` is (0 if it is not one by itself).
+
+    Decided from the module's type, so it works for any model: convolutions,
+    normalisations and embeddings by class; attention, MLP/feed-forward and
+    output heads by the class-name conventions transformers and timm follow.
+    (transformers' GPT-2 `Conv1D` is a linear layer, not a convolution.)
+    """
+    leaf = path.rsplit(".", 1)[-1]
+    key = (type(module), leaf)
+    b = _block_cache.get(key)
+    if b is not None:
+        return b
+    name = type(module).__name__.lower()
+    nn = torch.nn
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d,
+                           nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        b = BLOCK_CONV
+    elif isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d,
+                             nn.BatchNorm3d)) or name.endswith(("rmsnorm", "layernorm")):
+        b = BLOCK_NORM
+    elif isinstance(module, nn.Embedding) or name.endswith("embeddings"):
+        b = BLOCK_EMBEDDING
+    elif "attention" in name or name.endswith(("attn", "selfattn")):
+        b = BLOCK_ATTENTION
+    elif any(k in name for k in ("mlp", "intermediate", "feedforward", "ffn")) or \
+            (name.endswith("output") and not name.endswith("selfoutput")):
+        b = BLOCK_MLP          # BERT's BertOutput is the second half of its FFN
+    elif "pooler" in name or name.endswith("head") or leaf in ("lm_head", "classifier", "score"):
+        b = BLOCK_HEAD
+    else:
+        b = BLOCK_NONE
+    _block_cache[key] = b
+    return b
 
 
 def current_phase_modality():
@@ -155,10 +202,15 @@ def _pre_hook(module, args):
         _fingerprint_weights(module)
         _state.root_names = names
         _state.root_info = _root_info[module]
-        s.append("")
+        s.append(("", classify_block(module, "")))
         return
     names = getattr(_state, "root_names", None)
-    s.append(names.get(id(module), s[-1] or "") if names is not None else None)
+    if names is None or s[-1] is None:
+        s.append(None)
+        return
+    parent_path, parent_block = s[-1]
+    path = names.get(id(module), parent_path)
+    s.append((path, classify_block(module, path) or parent_block))
 
 
 def _post_hook(module, args, output):

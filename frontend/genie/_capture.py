@@ -22,7 +22,7 @@ from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import _C
-from ._annotate import current_module_path, current_phase_modality
+from ._annotate import current_block, current_module_path, current_phase_modality
 from ._device import DEVICE, DEVICE_TYPE
 from ._dtypes import code_of
 from ._errors import GenieError, UnsupportedOperationError
@@ -273,7 +273,7 @@ def _emit(key, inputs, attrs, metas):
             f"genie: aten.{key} is not supported by the Genie executor "
             f"(module '{path or '<top level>'}'); no local fallback is used")
     phase, modality = current_phase_modality()
-    node = Node(op, inputs, attrs, phase, modality, path)
+    node = Node(op, inputs, attrs, phase, modality, path, current_block())
     outs = RUNTIME.program.add(node, metas)
     if _C.op_is_view(op) and inputs and inputs[0] is not None:
         base = inputs[0]

@@ -67,9 +67,9 @@ class Node:
     weakly, so that outputs nobody references can be dropped."""
 
     __slots__ = ("op", "inputs", "attrs", "outs", "out_meta", "phase", "modality",
-                 "residency", "module_path")
+                 "residency", "module_path", "block")
 
-    def __init__(self, op, inputs, attrs, phase, modality, module_path):
+    def __init__(self, op, inputs, attrs, phase, modality, module_path, block=0):
         self.op = op
         self.inputs = inputs         # list of Value or None
         self.attrs = attrs
@@ -79,6 +79,7 @@ class Node:
         self.modality = modality
         self.residency = RES_ACTIVATION
         self.module_path = module_path
+        self.block = block           # genie_block_t: attention, mlp, conv, ...
 
 
 class PendingProgram:
@@ -170,7 +171,7 @@ class PendingProgram:
                 if v is not None and v.residency == RES_KV:
                     residency = RES_KV
             out_ids = g.add_node(n.op, ins, n.attrs, n.out_meta, n.phase, n.modality,
-                                 residency, n.module_path)
+                                 residency, n.module_path, n.block)
             for wr, sid in zip(n.outs, out_ids):
                 v = wr()
                 if v is not None:

@@ -122,6 +122,33 @@ def test_srg_annotations():
     assert all({"flops", "bytes", "intensity"} <= set(n["cost"]) for n in doc["nodes"])
     assert any(n["op"] == "addmm.default" and n["cost"]["flops"] > 0 for n in doc["nodes"])
     assert doc["edges"] and all(e["bytes"] > 0 for e in doc["edges"])
+    block_of = {}
+    for n in doc["nodes"]:
+        block_of.setdefault(n["module_path"], set()).add(n["block"])
+    assert block_of["transformer.h.0.attn.c_attn"] == {"attention"}
+    assert block_of["transformer.h.0.attn"] >= {"attention"}
+    assert block_of["transformer.h.1.mlp.c_fc"] == {"mlp"}
+    assert block_of["transformer.h.0.ln_1"] == {"norm"}
+    assert block_of["transformer.wte"] == {"embedding"}
+    assert block_of["lm_head"] == {"head"}
+
+
+def test_bert_blocks():
+    from transformers import BertConfig, BertModel
+    torch.manual_seed(0)
+    m = BertModel(BertConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=128)).eval().to(DEV)
+    with torch.no_grad():
+        out = m(torch.tensor([[1, 2, 3]]).to(DEV))
+        out.last_hidden_state.cpu()     # `out` keeps pooler_output alive: its nodes run too
+    doc = json.loads(genie.last_srg_json())
+    block_of = {n["module_path"]: n["block"] for n in doc["nodes"]}
+    assert block_of["encoder.layer.0.attention.self.query"] == "attention"
+    assert block_of["encoder.layer.0.intermediate.dense"] == "mlp"
+    assert block_of["encoder.layer.0.output.LayerNorm"] == "norm"
+    assert block_of["pooler.dense"] == "head"
+    assert {n["phase"] for n in doc["nodes"]} == {"forward"}
+    assert {n["modality"] for n in doc["nodes"]} == {"text"}
 
 
 class Weird(nn.Module):
