@@ -153,9 +153,21 @@ def _root_is_remote(root, capturing):
     return r
 
 
+_fingerprinted_at = weakref.WeakKeyDictionary()   # root module -> Value.host_epoch
+
+
 def _fingerprint_weights(root):
-    """Turn the root's not-yet-sent parameters/buffers into WEIGHT values."""
+    """Turn the root's not-yet-sent parameters/buffers into WEIGHT values.
+
+    Only new host data can need it (moving the model, loading a state dict),
+    so the walk over the parameters is skipped while no HOST value has been
+    created since the root's last call."""
     from ._capture import RemoteTensor, lifted_value
+    from ._graph import Value
+
+    if _fingerprinted_at.get(root) == Value.host_epoch:
+        return
+    _fingerprinted_at[root] = Value.host_epoch
 
     named = list(root.named_parameters()) + list(root.named_buffers())
     vals = []

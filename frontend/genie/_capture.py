@@ -132,6 +132,7 @@ def host_value(t, name=""):
     if nbytes <= _SMALL_HOST_BYTES or not t.is_contiguous():
         t = t.contiguous().clone() if t.is_contiguous() else t.contiguous()
     v = Value(torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta"), HOST)
+    Value.host_epoch += 1
     v.host = t
     v.host_version = t._version
     v.name = name

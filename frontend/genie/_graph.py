@@ -40,6 +40,7 @@ class Value:
 
     _next_uid = 1
     free_queue = []          # uids of RESIDENT values that died
+    host_epoch = 0           # bumped whenever a HOST value is created
 
     def __init__(self, meta, state, residency=RES_ACTIVATION):
         self.uid = Value._next_uid
