@@ -24,7 +24,6 @@ import time
 import torch
 
 import genie
-from genie._capture import RemoteTensor
 from genie._runtime import RUNTIME
 
 DEV = "remote_accelerator:0"

@@ -20,8 +20,6 @@ is garbage-collected its uid is queued and freed with the next request.
 
 import weakref
 
-import torch
-
 PENDING, HOST, WEIGHT, RESIDENT = range(4)
 
 # SRG enums (runtime/include/genie/srg.h)
@@ -187,5 +185,5 @@ class PendingProgram:
         sources = [v for v in keep_alive if v.state != PENDING]
         for n in nodes:
             n.inputs = None
-        del nodes, keep_alive
+        nodes = keep_alive = None       # (source() closes over keep_alive)
         return g, host_inputs, produced, ids, sources
