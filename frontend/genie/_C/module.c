@@ -1,11 +1,14 @@
 /*
  * genie._C module: registers the Graph and Executor types and exposes the op
- * table, the SRG decoder (for dumps and for rejecting bad bytes) and a fast
- * content hash used to fingerprint weights.
+ * table, the SRG decoder (for dumps and for rejecting bad bytes), a fast
+ * content hash used to fingerprint weights and the shared phase-spec parser.
  */
 #include "pygenie.h"
 
+#include <stdint.h>
 #include <string.h>
+
+#include "genie/phase_spec.h"
 
 PyObject *GeniePy_Error;
 
@@ -189,12 +192,102 @@ static PyObject *py_hash64(PyObject *self, PyObject *args)
     return PyLong_FromUnsignedLongLong(h);
 }
 
+/* parse_phases(spec, allowed=None, max_slices=0) -> [(name, slices), ...]
+ * The runtime's parser, so that Python accepts and refuses exactly what srun
+ * and genie-launch do; a bad spec raises ValueError with its one-line message. */
+static PyObject *py_parse_phases(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = { "spec", "allowed", "max_slices", NULL };
+    PyObject *spec_obj, *allowed_obj = Py_None, *seq = NULL, *result = NULL;
+    Py_ssize_t max_slices = 0, spec_len, n_allowed = 0;
+    const char *spec, **allowed = NULL;
+    genie_phase_limits_t limits = { NULL, 0 };
+    genie_phase_spec_t parsed;
+    char err[512];
+    genie_status_t st;
+
+    (void)self;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|On:parse_phases", kwlist, &spec_obj,
+                                     &allowed_obj, &max_slices)) {
+        return NULL;
+    }
+    spec = PyUnicode_AsUTF8AndSize(spec_obj, &spec_len);
+    if (spec == NULL) {
+        return NULL;
+    }
+    /* The C parser stops at a NUL; refuse rather than silently ignore the rest. */
+    if ((size_t)spec_len != strlen(spec)) {
+        PyErr_SetString(PyExc_ValueError, "genie: phase spec contains a NUL character");
+        return NULL;
+    }
+    if (max_slices < 0 || (uint64_t)max_slices > UINT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "genie: max_slices must be in 0..%lu (0 = no limit), got %zd",
+                     (unsigned long)UINT32_MAX, max_slices);
+        return NULL;
+    }
+    limits.max_slices = (uint32_t)max_slices;
+    if (allowed_obj != Py_None) {
+        seq = PySequence_Fast(allowed_obj, "genie: allowed must be a list of str or None");
+        if (seq == NULL) {
+            return NULL;
+        }
+        n_allowed = PySequence_Fast_GET_SIZE(seq);
+        allowed = PyMem_Calloc((size_t)n_allowed + 1, sizeof(*allowed));
+        if (allowed == NULL) {
+            PyErr_NoMemory();
+            goto err_seq;
+        }
+        for (Py_ssize_t i = 0; i < n_allowed; i++) {
+            PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+            if (!PyUnicode_Check(item)) {
+                PyErr_Format(PyExc_TypeError, "genie: allowed[%zd] must be str, not %.100s", i,
+                             Py_TYPE(item)->tp_name);
+                goto err_allowed;
+            }
+            /* Valid while seq holds item. */
+            allowed[i] = PyUnicode_AsUTF8(item);
+            if (allowed[i] == NULL) {
+                goto err_allowed;
+            }
+        }
+        limits.allowed = allowed;
+    }
+
+    st = genie_phase_spec_parse(spec, &limits, &parsed, err, sizeof(err));
+    if (st != GENIE_OK) {
+        PyErr_SetString(PyExc_ValueError, err);
+        goto err_allowed;
+    }
+    result = PyList_New((Py_ssize_t)parsed.n);
+    if (result == NULL) {
+        goto err_allowed;
+    }
+    for (uint32_t i = 0; i < parsed.n; i++) {
+        PyObject *t = Py_BuildValue("(sI)", parsed.entry[i].name, (unsigned)parsed.entry[i].slices);
+        if (t == NULL) {
+            Py_CLEAR(result);
+            goto err_allowed;
+        }
+        PyList_SET_ITEM(result, (Py_ssize_t)i, t);
+    }
+
+    /* The success path runs the same cleanup. */
+err_allowed:
+    PyMem_Free(allowed);
+err_seq:
+    Py_XDECREF(seq);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     { "op_id", py_op_id, METH_O, "op_id(aten_name) -> int (-1 if not in the closed op set)" },
     { "op_name", py_op_name, METH_O, "op_name(op) -> aten overload name" },
     { "op_is_view", py_op_is_view, METH_O, "op_is_view(op) -> bool (output aliases input 0)" },
     { "decode_json", py_decode_json, METH_O, "decode_json(srg_bytes) -> JSON dump (validates)" },
     { "hash64", py_hash64, METH_VARARGS, "hash64(data_ptr, nbytes, seed) -> int" },
+    { "parse_phases", (PyCFunction)(void (*)(void))py_parse_phases, METH_VARARGS | METH_KEYWORDS,
+      "parse_phases(spec, allowed=None, max_slices=0) -> [(name, slices), ...]; "
+      "ValueError with a 'genie: ' message on a bad spec" },
     { NULL, NULL, 0, NULL },
 };
 
