@@ -18,35 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
-static void cpu_storage_release(genie_storage_t *s)
-{
-    free(s->data);
-    free(s);
-}
-
 static genie_status_t cpu_alloc(genie_backend_t *b, size_t nbytes, genie_storage_t **storage_p)
 {
-    genie_storage_t *s;
-
     (void)b;
-    s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        goto err_nomem;
-    }
-    /* 64 bytes: a cache line and an AVX-512 vector, what BLAS likes. */
-    if (posix_memalign(&s->data, 64, nbytes ? nbytes : 64) != 0) {
-        goto err_free_struct;
-    }
-    s->nbytes = nbytes;
-    s->refcount = 1;
-    s->release = cpu_storage_release;
-    *storage_p = s;
-    return GENIE_OK;
-
-err_free_struct:
-    free(s);
-err_nomem:
-    return genie_set_error(GENIE_ERR_NOMEM, "cpu: out of memory for %zu bytes", nbytes);
+    return genie_storage_alloc_host(nbytes, storage_p);
 }
 
 static genie_status_t cpu_upload(genie_backend_t *b, const void *host, size_t nbytes,

@@ -156,32 +156,46 @@ out_free:
 
 /* ---- index_select --------------------------------------------------------------- */
 
-/* index_select(self, dim, index (N) or scalar): out = self with dim replaced
- * by N, slice j of out along dim = slice index[j] of self. */
-genie_status_t genie_cpu_op_index_select(const genie_op_call_t *c)
+/* Arguments shared by index_select(self, dim, index) and
+ * gather(self, dim, index, ...): two inputs, the dim attribute (wrapped), an
+ * integer index tensor and an output of self's dtype. */
+static genie_status_t dim_index_args(const genie_op_call_t *c, const genie_tensor_t **x_p,
+                                     const genie_tensor_t **idx_p, int *d_p)
 {
-    const genie_tensor_t *x, *idx;
-    genie_tensor_t *out = &c->out[0];
-    int64_t dim, *vals = NULL, n;
-    int d;
+    int64_t dim;
     genie_status_t st;
 
     st = genie_cpu_check_call(c, 2, 2, 1);
     if (st == GENIE_OK) {
         st = genie_srg_attr_int(c->node, 0, &dim);
     }
-    if (st != GENIE_OK) {
-        return st;
-    }
-    x = c->in[0];
-    idx = c->in[1];
-    st = genie_cpu_wrap_dim(c, dim, x->ndim, &d);
     if (st == GENIE_OK) {
-        st = check_index_dtype(c, idx);
+        st = genie_cpu_wrap_dim(c, dim, c->in[0]->ndim, d_p);
     }
     if (st == GENIE_OK) {
-        st = check_out_dtype(c, x);
+        st = check_index_dtype(c, c->in[1]);
     }
+    if (st == GENIE_OK) {
+        st = check_out_dtype(c, c->in[0]);
+    }
+    if (st == GENIE_OK) {
+        *x_p = c->in[0];
+        *idx_p = c->in[1];
+    }
+    return st;
+}
+
+/* index_select(self, dim, index (N) or scalar): out = self with dim replaced
+ * by N, slice j of out along dim = slice index[j] of self. */
+genie_status_t genie_cpu_op_index_select(const genie_op_call_t *c)
+{
+    const genie_tensor_t *x, *idx;
+    genie_tensor_t *out = &c->out[0];
+    int64_t *vals = NULL, n;
+    int d;
+    genie_status_t st;
+
+    st = dim_index_args(c, &x, &idx, &d);
     if (st != GENIE_OK) {
         return st;
     }
@@ -236,29 +250,14 @@ genie_status_t genie_cpu_op_gather(const genie_op_call_t *c)
 {
     const genie_tensor_t *x, *idx;
     genie_tensor_t *out = &c->out[0];
-    int64_t dim, *vals = NULL, n, pos[GENIE_MAX_DIMS] = { 0 };
+    int64_t *vals = NULL, n, pos[GENIE_MAX_DIMS] = { 0 };
     size_t es;
     int d, nd;
     const char *xb;
     char *ob;
     genie_status_t st;
 
-    st = genie_cpu_check_call(c, 2, 2, 1);
-    if (st == GENIE_OK) {
-        st = genie_srg_attr_int(c->node, 0, &dim);
-    }
-    if (st != GENIE_OK) {
-        return st;
-    }
-    x = c->in[0];
-    idx = c->in[1];
-    st = genie_cpu_wrap_dim(c, dim, x->ndim, &d);
-    if (st == GENIE_OK) {
-        st = check_index_dtype(c, idx);
-    }
-    if (st == GENIE_OK) {
-        st = check_out_dtype(c, x);
-    }
+    st = dim_index_args(c, &x, &idx, &d);
     if (st == GENIE_OK) {
         st = genie_cpu_check_same_shape(c, "index/output", idx, out);
     }

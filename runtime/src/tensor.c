@@ -88,12 +88,35 @@ static void host_release(genie_storage_t *s)
     free(s);
 }
 
+genie_status_t genie_storage_alloc_host(size_t nbytes, genie_storage_t **storage_p)
+{
+    genie_storage_t *s = calloc(1, sizeof(*s));
+
+    if (s == NULL) {
+        goto err_nomem;
+    }
+    /* 64 bytes: a cache line and an AVX-512 vector, what BLAS and vector
+     * loads like. */
+    if (posix_memalign(&s->data, 64, nbytes ? nbytes : 64) != 0) {
+        goto err_free_struct;
+    }
+    s->nbytes   = nbytes;
+    s->refcount = 1;
+    s->release  = host_release;
+    *storage_p  = s;
+    return GENIE_OK;
+
+err_free_struct:
+    free(s);
+err_nomem:
+    return genie_set_error(GENIE_ERR_NOMEM, "out of memory for %zu bytes", nbytes);
+}
+
 genie_status_t genie_tensor_alloc(genie_dtype_t dt, int ndim, const int64_t *shape,
                                   genie_tensor_t *out_p)
 {
     genie_tensor_t t = { .dtype = dt, .ndim = ndim };
-    genie_storage_t *s;
-    size_t nbytes;
+    genie_status_t st;
 
     if ((unsigned)dt >= GENIE_DTYPE_COUNT || ndim < 0 || ndim > GENIE_MAX_DIMS) {
         return genie_set_error(GENIE_ERR_INVALID, "tensor alloc: bad dtype %d or ndim %d",
@@ -106,28 +129,12 @@ genie_status_t genie_tensor_alloc(genie_dtype_t dt, int ndim, const int64_t *sha
         t.shape[d] = shape[d];
     }
     genie_tensor_set_contiguous_strides(&t);
-    nbytes = genie_tensor_nbytes(&t);
-
-    s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        goto err_nomem;
+    st = genie_storage_alloc_host(genie_tensor_nbytes(&t), &t.storage);
+    if (st != GENIE_OK) {
+        return st;
     }
-    /* 64-byte alignment keeps BLAS and vector loads on their fast paths. */
-    if (posix_memalign(&s->data, 64, nbytes ? nbytes : 64) != 0) {
-        goto err_free_struct;
-    }
-    s->nbytes   = nbytes;
-    s->refcount = 1;
-    s->release  = host_release;
-    t.storage   = s;
-    *out_p      = t;
+    *out_p = t;
     return GENIE_OK;
-
-err_free_struct:
-    free(s);
-err_nomem:
-    return genie_set_error(GENIE_ERR_NOMEM, "tensor alloc: out of memory for %zu bytes",
-                           nbytes);
 }
 
 void genie_tensor_share(const genie_tensor_t *src, genie_tensor_t *out_p)

@@ -60,6 +60,10 @@ void   *genie_tensor_data(const genie_tensor_t *t);        /* &element[0,...,0] 
 /* Fill strides for a row-major (contiguous) layout of t->shape. */
 void genie_tensor_set_contiguous_strides(genie_tensor_t *t);
 
+/* New host storage of nbytes (64-byte aligned, refcount 1, release frees it).
+ * Shared by genie_tensor_alloc and the CPU backend's allocator. */
+genie_status_t genie_storage_alloc_host(size_t nbytes, genie_storage_t **storage_p);
+
 /* New contiguous host tensor (malloc'd storage, refcount 1). */
 genie_status_t genie_tensor_alloc(genie_dtype_t dt, int ndim, const int64_t *shape,
                                   genie_tensor_t *out_p);
