@@ -315,6 +315,57 @@ static PyObject *executor_fetch(GeniePyExecutor *self, PyObject *arg)
     return res;
 }
 
+/*
+ * put_object(object_id, session, dtype, shape, data_ptr): a copy of the host
+ * data becomes the resident object `object_id`, owned by `session` (0 =
+ * none), replacing any object with that id.  It is the receiving half of a
+ * handoff between executors; the Python tests' fake cluster moves objects
+ * between embedded executors with fetch + put_object + free.
+ */
+static PyObject *executor_put_object(GeniePyExecutor *self, PyObject *args)
+{
+    unsigned long long id, session, ptr;
+    int dtype, ndim;
+    PyObject *shape_obj;
+    int64_t shape[GENIE_MAX_DIMS];
+    genie_tensor_t t;
+    size_t nbytes;
+    genie_status_t st;
+
+    if (!ready(self) ||
+        !PyArg_ParseTuple(args, "KKiOK", &id, &session, &dtype, &shape_obj, &ptr) ||
+        geniepy_parse_shape(shape_obj, &ndim, shape) != 0) {
+        return NULL;
+    }
+    if (dtype < 0 || dtype >= GENIE_DTYPE_COUNT) {
+        PyErr_Format(PyExc_ValueError, "genie: bad dtype code %d", dtype);
+        return NULL;
+    }
+    genie_clear_error();
+    st = genie_tensor_alloc((genie_dtype_t)dtype, ndim, shape, &t);
+    if (st != GENIE_OK) {
+        return geniepy_raise("put object", st);
+    }
+    nbytes = genie_tensor_nbytes(&t);
+    if (ptr == 0 && nbytes != 0) {
+        genie_tensor_release(&t);
+        PyErr_SetString(PyExc_ValueError, "genie: null data pointer");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (nbytes != 0) {
+        memcpy(genie_tensor_data(&t), (const void *)(uintptr_t)ptr, nbytes);
+    }
+    /* Takes over t's reference on success; on failure it is still ours. */
+    st = genie_exec_put_object(self->exec, id, session, &t);
+    Py_END_ALLOW_THREADS
+    if (st != GENIE_OK) {
+        genie_tensor_release(&t);
+        return geniepy_raise("put object", st);
+    }
+    Py_RETURN_NONE;
+}
+
 /* parse a sequence of object ids; returns a malloc'd array or NULL with an exception */
 static uint64_t *parse_ids(PyObject *arg, Py_ssize_t *n_p)
 {
@@ -439,6 +490,8 @@ static PyMethodDef executor_methods[] = {
       "run(srg_bytes, [(dtype, shape, data_ptr), ...]) -> [(dtype, shape, HostBuffer), ...]" },
     { "free", (PyCFunction)executor_free, METH_O, "free([object ids])" },
     { "fetch", (PyCFunction)executor_fetch, METH_O, "fetch(object id) -> (dtype, shape, HostBuffer)" },
+    { "put_object", (PyCFunction)executor_put_object, METH_VARARGS,
+      "put_object(object id, session, dtype, shape, data_ptr): copy host data in as a resident object" },
     { "bind_session", (PyCFunction)executor_bind_session, METH_VARARGS,
       "bind_session(session, [object ids]): the objects become owned by the session" },
     { "end_session", (PyCFunction)executor_end_session, METH_O,
