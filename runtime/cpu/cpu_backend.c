@@ -66,6 +66,7 @@ static const genie_backend_i cpu_iface = {
     .download = cpu_download,
     .sync     = NULL,
     .destroy  = cpu_destroy,
+    .host_memory = true,
     .ops      = {
         [GENIE_OP_VIEW]         = genie_cpu_op_view,
         [GENIE_OP_UNSAFE_VIEW]  = genie_cpu_op_view,

@@ -217,6 +217,72 @@ genie_status_t genie_exec_fetch(genie_exec_t *exec, uint64_t object_id, genie_te
     return download(exec, &e->tensor, out_p);
 }
 
+genie_status_t genie_exec_object(const genie_exec_t *exec, uint64_t object_id,
+                                 const genie_tensor_t **t_p, uint64_t *session_p)
+{
+    genie_u64map_entry_t *e = genie_u64map_get(&exec->objects, object_id);
+
+    if (e == NULL) {
+        return genie_set_error(GENIE_ERR_NOT_FOUND, "executor: no resident object %llu",
+                               (unsigned long long)object_id);
+    }
+    *t_p       = &e->tensor;
+    *session_p = e->session;
+    return GENIE_OK;
+}
+
+int genie_exec_host_memory(const genie_exec_t *exec)
+{
+    return exec->backend->iface->host_memory;
+}
+
+genie_status_t genie_exec_put_object(genie_exec_t *exec, uint64_t object_id, uint64_t session,
+                                     genie_tensor_t *t)
+{
+    genie_u64map_entry_t *old;
+    genie_tensor_t        obj;
+    genie_status_t        st;
+
+    if (object_id == 0 || object_id == UINT64_MAX) {
+        return genie_set_error(GENIE_ERR_INVALID, "executor: object id %llu is reserved",
+                               (unsigned long long)object_id);
+    }
+    if (t->storage == NULL) {
+        return genie_set_error(GENIE_ERR_INVALID, "executor: object %llu has no data",
+                               (unsigned long long)object_id);
+    }
+    if (exec->backend->iface->host_memory) {
+        obj = *t;
+    } else {
+        st = upload(exec, t, &obj);
+        if (st != GENIE_OK) {
+            return st;
+        }
+    }
+    old = genie_u64map_get(&exec->objects, object_id);
+    if (old != NULL) {
+        exec->stats.resident_bytes -= genie_tensor_nbytes(&old->tensor);
+    }
+    st = genie_u64map_put(&exec->objects, object_id, &obj, NULL);
+    if (st != GENIE_OK) {
+        if (!exec->backend->iface->host_memory) {
+            genie_tensor_release(&obj);
+        }
+        if (old != NULL) {
+            exec->stats.resident_bytes += genie_tensor_nbytes(&old->tensor);
+        }
+        return st;
+    }
+    genie_u64map_get(&exec->objects, object_id)->session = session;
+    exec->stats.resident_bytes += genie_tensor_nbytes(&obj);
+    exec->stats.residents = exec->objects.count;
+    if (!exec->backend->iface->host_memory) {
+        genie_tensor_release(t);
+    }
+    memset(t, 0, sizeof(*t));
+    return GENIE_OK;
+}
+
 /* Bind a source value (INPUT / WEIGHT / RESIDENT) to a backend tensor. */
 static genie_status_t bind_source(genie_exec_t *exec, const genie_srg_value_t *v, uint32_t id,
                                   const genie_tensor_t *inputs, uint32_t n_inputs,

@@ -23,6 +23,11 @@ const char *genie_status_str(genie_status_t st)
     case GENIE_ERR_NOT_FOUND:   return "not found";
     case GENIE_ERR_IO:          return "I/O error";
     case GENIE_ERR_BACKEND:     return "backend failure";
+    case GENIE_ERR_TRANSPORT:   return "transport failure";
+    case GENIE_ERR_PEER_LOST:   return "peer lost";
+    case GENIE_ERR_DENIED:      return "access denied";
+    case GENIE_ERR_TIMEOUT:     return "timed out";
+    case GENIE_ERR_NO_PLAN:     return "plan not cached";
     default:                    return "unknown error";
     }
 }

@@ -8,6 +8,7 @@
 #ifndef GENIE_BACKEND_H
 #define GENIE_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "genie/ops.h"
@@ -45,6 +46,10 @@ typedef struct genie_backend_i {
     genie_status_t (*sync)(genie_backend_t *b);
     /* .destroy = */ void (*destroy)(genie_backend_t *b);
     /* .ops     = */ genie_op_fn ops[GENIE_OP_COUNT];
+    /* .host_memory = true when storages are plain host memory the process can
+     * read and write (the CPU backend): the transport then sends from and
+     * receives into them directly instead of staging a copy. */
+    bool host_memory;
 } genie_backend_i;
 
 struct genie_backend {

@@ -71,6 +71,24 @@ void           genie_exec_session_info(const genie_exec_t *exec, uint64_t sessio
 /* Copy of a resident object to host (contiguous). */
 genie_status_t genie_exec_fetch(genie_exec_t *exec, uint64_t object_id, genie_tensor_t *out_p);
 
+/* Objects that cross the wire (the KV-cache handoff between executors).
+ *
+ * genie_exec_object: the resident object `object_id` as the backend holds it
+ * and its owning session (0 = none), borrowed (valid until the object is freed
+ * or replaced).  On a host_memory backend the transport sends from it directly.
+ *
+ * genie_exec_put_object: make `t` the resident object `object_id`, owned by
+ * `session` (0 = none), replacing any object with that id.  Takes ownership of
+ * the reference in *t (cleared on success).  A host_memory backend adopts the
+ * storage as is (no copy: a receive buffer becomes the object); another
+ * backend uploads it and releases the host copy. */
+genie_status_t genie_exec_object(const genie_exec_t *exec, uint64_t object_id,
+                                 const genie_tensor_t **t_p, uint64_t *session_p);
+genie_status_t genie_exec_put_object(genie_exec_t *exec, uint64_t object_id, uint64_t session,
+                                     genie_tensor_t *t);
+/* True when the backend's storages are host memory (see genie_backend_i). */
+int            genie_exec_host_memory(const genie_exec_t *exec);
+
 void genie_exec_get_stats(const genie_exec_t *exec, genie_exec_stats_t *stats_p);
 const char *genie_exec_backend_name(const genie_exec_t *exec);
 

@@ -25,6 +25,11 @@ enum {
     GENIE_ERR_NOT_FOUND    = -9,  /* unknown weight fingerprint / object id  */
     GENIE_ERR_IO           = -10, /* read/write/fsync failure                */
     GENIE_ERR_BACKEND      = -11, /* BLAS / CUDA / library call failed       */
+    GENIE_ERR_TRANSPORT    = -12, /* UCX / MPI call failed                   */
+    GENIE_ERR_PEER_LOST    = -13, /* a peer process died or stopped answering */
+    GENIE_ERR_DENIED       = -14, /* connection without the job secret       */
+    GENIE_ERR_TIMEOUT      = -15, /* no answer within the allowed time       */
+    GENIE_ERR_NO_PLAN      = -16, /* executor does not hold that cached plan */
 };
 
 /* Static name of a status code ("invalid argument", ...). */

@@ -1,0 +1,166 @@
+/*
+ * genie-executor: the main of every executor rank.
+ *
+ * Started by genie-launch (Open MPI, MPMD) or by srun with the SPANK plugin;
+ * world rank 0 is the driver, ranks 1..N are executors, one per slice, in the
+ * order of GENIE_PHASES ("prefill:2,decode:1": ranks 1 and 2 are prefill
+ * slices 0 and 1, rank 3 is decode slice 0).  GENIE_PHASE/GENIE_SLICE, when
+ * set, override that derivation.  Environment read here:
+ *   GENIE_PHASES, GENIE_SECRET_FILE (required), GENIE_BACKEND (cpu|auto),
+ *   GENIE_THREADS, GENIE_ARENA_MB (default 1024), GENIE_REQUEST_TIMEOUT_S.
+ * MPI is used for the bootstrap (address exchange) and the final barrier of
+ * MPI_Finalize only.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "executor.h"
+#include "genie/phase_spec.h"
+
+static void die(int rank, const char *what)
+{
+    fprintf(stderr, "genie: executor rank %d: %s: %s\n", rank, what, genie_last_error());
+}
+
+/* Phase and slice of `rank` from the environment. */
+static genie_status_t my_slice(int rank, genie_ucx_peer_info_t *self)
+{
+    const char        *phase = getenv("GENIE_PHASE"), *slice = getenv("GENIE_SLICE");
+    const char        *spec_text = getenv("GENIE_PHASES");
+    genie_phase_spec_t spec;
+    char               err[200];
+    uint32_t           k = (uint32_t)rank - 1;
+
+    if (phase != NULL && phase[0] != '\0') {
+        snprintf(self->phase, sizeof(self->phase), "%s", phase);
+        self->slice = slice != NULL ? (uint32_t)strtoul(slice, NULL, 10) : 0;
+        return GENIE_OK;
+    }
+    if (spec_text == NULL || spec_text[0] == '\0') {
+        return genie_set_error(GENIE_ERR_INVALID, "GENIE_PHASES is not set (start executors with "
+                               "genie-launch or srun --genie-phases)");
+    }
+    if (genie_phase_spec_parse(spec_text, NULL, &spec, err, sizeof(err)) != GENIE_OK) {
+        return genie_set_error(GENIE_ERR_INVALID, "GENIE_PHASES: %s", err);
+    }
+    if (rank < 1 || k >= spec.total_slices) {
+        return genie_set_error(GENIE_ERR_INVALID,
+                               "rank %d has no slice: GENIE_PHASES=%s describes %u executors",
+                               rank, spec_text, spec.total_slices);
+    }
+    for (uint32_t e = 0; e < spec.n; e++) {
+        if (k < spec.entry[e].slices) {
+            snprintf(self->phase, sizeof(self->phase), "%s", spec.entry[e].name);
+            self->slice = k;
+            return GENIE_OK;
+        }
+        k -= spec.entry[e].slices;
+    }
+    return genie_set_error(GENIE_ERR_INVALID, "rank %d has no slice", rank);
+}
+
+static genie_status_t make_backend(genie_backend_t **backend_p, int *threads_p)
+{
+    const char *b = getenv("GENIE_BACKEND");
+    const char *t = getenv("GENIE_THREADS");
+    int         threads = t != NULL ? atoi(t) : 0;
+
+    if (b != NULL && b[0] != '\0' && strcmp(b, "cpu") != 0 && strcmp(b, "auto") != 0) {
+        return genie_set_error(GENIE_ERR_UNSUPPORTED,
+                               "backend '%s' is not available in this executor build (available: cpu, auto)", b);
+    }
+    *threads_p = threads;
+    return genie_backend_cpu_create(threads, backend_p);
+}
+
+int main(int argc, char **argv)
+{
+    genie_ucx_params_t params = {0};
+    genie_server_t     srv = {0};
+    genie_backend_t   *backend = NULL;
+    genie_exec_t      *exec = NULL;
+    genie_ucx_t       *ucx = NULL;
+    int                rank = -1, size = 0, provided, threads = 0, rc = 1;
+    const char        *arena = getenv("GENIE_ARENA_MB"), *tmo = getenv("GENIE_REQUEST_TIMEOUT_S");
+
+    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        printf("usage: genie-executor   (an MPI rank started by genie-launch or srun --genie-phases;\n"
+               "                         it is not meant to be run by hand)\n");
+        return 0;
+    }
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_SINGLE, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "genie: executor: MPI_Init failed\n");
+        return 1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+
+    params.self.rank = rank;
+    params.self.role = GENIE_ROLE_EXECUTOR;
+    params.self.pid  = (uint32_t)getpid();
+    params.size      = size;
+    params.arena_bytes = (size_t)(arena != NULL && atol(arena) > 0 ? atol(arena) : 1024) << 20;
+    params.timeout_s = tmo != NULL ? atof(tmo) : 0.0;
+    gethostname(params.self.host, sizeof(params.self.host) - 1);
+    if (my_slice(rank, &params.self) != GENIE_OK) {
+        die(rank, "cannot tell this rank's slice");
+        goto out_mpi;
+    }
+    if (genie_ucx_read_secret(&params) != GENIE_OK) {
+        die(rank, "no job secret");
+        goto out_mpi;
+    }
+    if (make_backend(&backend, &threads) != GENIE_OK) {
+        die(rank, "backend");
+        goto out_mpi;
+    }
+    snprintf(params.self.backend, sizeof(params.self.backend), "%s", backend->iface->name);
+    params.self.threads = (uint32_t)backend->n_threads;
+    if (genie_exec_create(backend, &exec) != GENIE_OK) {
+        die(rank, "executor");
+        backend->iface->destroy(backend);
+        goto out_mpi;
+    }
+    if (genie_ucx_create(&params, &ucx) != GENIE_OK) {
+        die(rank, "UCX");
+        genie_exec_destroy(exec);
+        backend->iface->destroy(backend);
+        goto out_mpi;
+    }
+    /* Collective: every rank must reach it, even one that failed above
+     * would leave the others waiting, so failures before it exit quickly
+     * and mpirun/srun tear the job down. */
+    if (genie_ucx_bootstrap_mpi(ucx) != GENIE_OK) {
+        die(rank, "bootstrap");
+        genie_ucx_destroy(ucx);
+        genie_exec_destroy(exec);
+        backend->iface->destroy(backend);
+        goto out_mpi;
+    }
+    srv.ucx  = ucx;
+    srv.exec = exec;
+    srv.rank = rank;
+    if (genie_server_run(&srv) != GENIE_OK) {
+        die(rank, "serving");
+    } else {
+        rc = 0;
+    }
+    genie_server_fini(&srv);
+    genie_exec_destroy(exec);      /* before the arena its KV objects live in */
+    genie_ucx_destroy(ucx);
+    backend->iface->destroy(backend);
+    MPI_Finalize();
+    return rc;
+
+out_mpi:
+    /* Before the bootstrap the driver is blocked in the collective this rank
+     * will never join: end the whole job, after the line saying why. */
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
+}

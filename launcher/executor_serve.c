@@ -1,0 +1,692 @@
+/*
+ * The executor's request handlers (payload layouts: docs/wire-protocol.md).
+ * Each handler parses its payload with the bounds-checked reader first and
+ * touches the runtime only when the whole payload was valid; a malformed
+ * request gets an error reply and changes nothing.
+ *
+ * The KV-cache handoff (HANDOFF from the driver to the source executor):
+ *   src -> dst  KV_RESERVE(session, sizes)       dst reserves arena ranges
+ *   src -> dst  RMA puts into those ranges, then a flush
+ *   src -> dst  KV_COMMIT(session, objects)      dst adopts the ranges as its
+ *                                                resident objects (no copy)
+ *   src         frees its copies and answers the driver (bytes, seconds)
+ * The cache never passes through the driver.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "executor.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- plan cache ------------------------------------------------------------ */
+
+static genie_plan_t *plan_find(genie_server_t *srv, uint64_t hash)
+{
+    for (int i = 0; hash != 0 && i < GENIE_PLAN_CACHE; i++) {
+        if (srv->plans[i].srg != NULL && srv->plans[i].hash == hash) {
+            srv->plans[i].last_use = ++srv->plan_clock;
+            return &srv->plans[i];
+        }
+    }
+    return NULL;
+}
+
+/* Keep `srg` under `hash`, evicting the least recently used plan. */
+static void plan_insert(genie_server_t *srv, uint64_t hash, genie_srg_t *srg)
+{
+    genie_plan_t *victim = &srv->plans[0];
+    for (int i = 0; i < GENIE_PLAN_CACHE; i++) {
+        if (srv->plans[i].srg == NULL) {
+            victim = &srv->plans[i];
+            break;
+        }
+        if (srv->plans[i].last_use < victim->last_use) {
+            victim = &srv->plans[i];
+        }
+    }
+    genie_srg_destroy(victim->srg);
+    victim->hash     = hash;
+    victim->srg      = srg;
+    victim->last_use = ++srv->plan_clock;
+}
+
+/* ---- handlers ------------------------------------------------------------- */
+
+static genie_status_t reply_writer(genie_server_t *srv, genie_ucx_msg_t *m, genie_wire_writer_t *w)
+{
+    genie_status_t st = genie_wire_w_status(w);
+    if (st == GENIE_OK) {
+        st = genie_ucx_reply(srv->ucx, m, GENIE_OK, w->buf, w->len);
+    } else {
+        st = genie_ucx_reply(srv->ucx, m, st, NULL, 0);
+    }
+    genie_wire_w_free(w);
+    return st;
+}
+
+/* WEIGHT: | fp u64 | name bytes | tensor | */
+static genie_status_t do_weight(genie_server_t *srv, genie_ucx_msg_t *m)
+{
+    genie_wire_reader_t r;
+    genie_wire_tensor_t wt;
+    const char         *name;
+    char                namebuf[256];
+    uint32_t            nlen;
+    uint64_t            fp;
+    genie_status_t      st;
+
+    genie_wire_r_init(&r, m->payload, m->len, "WEIGHT");
+    fp   = genie_wire_r_u64(&r);
+    name = genie_wire_r_bytes(&r, &nlen);
+    genie_wire_r_tensor(&r, &wt);
+    if ((st = genie_wire_r_done(&r)) != GENIE_OK) {
+        return st;
+    }
+    snprintf(namebuf, sizeof(namebuf), "%.*s", (int)nlen, name);
+    return genie_exec_register_weight(srv->exec, fp, wt.dtype, wt.ndim, wt.shape, wt.data, namebuf);
+}
+
+/* RUN (aux = plan hash, 0 = do not cache):
+ *   | srg bytes (length 0: the cached plan `aux`) | pad to 8 | n_inputs u32 | tensor x n |
+ * reply: | compute_s f64 | n_outputs u32 | tensor x n | */
+static genie_status_t do_run(genie_server_t *srv, genie_ucx_msg_t *m)
+{
+    genie_wire_reader_t r;
+    genie_wire_tensor_t wt;
+    genie_wire_writer_t w;
+    genie_tensor_t     *inputs = NULL, *outs = NULL;
+    genie_storage_t    *stor = NULL;
+    genie_srg_t        *fresh = NULL;
+    const genie_srg_t  *srg;
+    genie_plan_t       *plan;
+    genie_exec_stats_t  before, after;
+    const uint8_t      *bytes;
+    uint32_t            blen, n_in, n_out = 0;
+    uint64_t            hash = m->hdr.aux;
+    genie_status_t      st;
+
+    genie_wire_r_init(&r, m->payload, m->len, "RUN");
+    bytes = genie_wire_r_bytes(&r, &blen);
+    genie_wire_r_align8(&r);
+    n_in  = genie_wire_r_count(&r, 16);
+    if (r.st == GENIE_OK && n_in > 0) {
+        inputs = calloc(n_in, sizeof(*inputs));
+        stor   = calloc(n_in, sizeof(*stor));
+        if (inputs == NULL || stor == NULL) {
+            st = genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
+            goto out;
+        }
+    }
+    for (uint32_t i = 0; i < n_in && r.st == GENIE_OK; i++) {
+        genie_wire_r_tensor(&r, &wt);
+        if (r.st == GENIE_OK) {
+            genie_wire_tensor_view(&wt, &stor[i], &inputs[i]);
+        }
+    }
+    if ((st = genie_wire_r_done(&r)) != GENIE_OK) {
+        goto out;
+    }
+    if (blen == 0) {
+        if ((plan = plan_find(srv, hash)) == NULL) {
+            st = genie_set_error(GENIE_ERR_NO_PLAN, "executor: plan %016llx is not cached",
+                                 (unsigned long long)hash);
+            goto out;
+        }
+        srv->plan_cache_hits++;
+        srg = plan->srg;
+    } else {
+        if (hash != 0 && genie_wire_hash(bytes, blen) != hash) {
+            st = genie_set_error(GENIE_ERR_CORRUPT, "executor: RUN plan hash does not match its bytes");
+            goto out;
+        }
+        if ((st = genie_srg_decode(bytes, blen, &fresh)) != GENIE_OK) {
+            goto out;
+        }
+        srg = fresh;
+    }
+    genie_exec_get_stats(srv->exec, &before);
+    st = genie_exec_run(srv->exec, srg, inputs, n_in, &outs, &n_out);
+    genie_exec_get_stats(srv->exec, &after);
+    if (st != GENIE_OK) {
+        goto out;
+    }
+    if (fresh != NULL && hash != 0) {
+        plan_insert(srv, hash, fresh);
+        fresh = NULL;
+    }
+    genie_wire_w_init(&w);
+    genie_wire_w_f64(&w, after.compute_s - before.compute_s);
+    genie_wire_w_u32(&w, n_out);
+    for (uint32_t i = 0; i < n_out; i++) {
+        genie_wire_w_tensor(&w, outs[i].dtype, outs[i].ndim, outs[i].shape,
+                            genie_tensor_data(&outs[i]));
+    }
+    st = reply_writer(srv, m, &w);
+    st = st == GENIE_OK ? 1 : st;       /* replied */
+out:
+    for (uint32_t i = 0; i < n_out; i++) {
+        genie_tensor_release(&outs[i]);
+    }
+    free(outs);
+    free(inputs);
+    free(stor);
+    genie_srg_destroy(fresh);
+    return st;
+}
+
+/* FREE: | n u32 | ids u64[n] |  (no reply) */
+static void do_free(genie_server_t *srv, genie_ucx_msg_t *m)
+{
+    genie_wire_reader_t r;
+    uint32_t            n;
+
+    genie_wire_r_init(&r, m->payload, m->len, "FREE");
+    n = genie_wire_r_count(&r, 8);
+    if (r.st == GENIE_OK) {
+        const uint8_t *ids = r.buf + r.pos;
+        r.pos += (size_t)n * 8;
+        if (genie_wire_r_done(&r) == GENIE_OK) {
+            for (uint32_t i = 0; i < n; i++) {
+                uint64_t id;
+                memcpy(&id, ids + 8 * i, 8);
+                genie_exec_free_objects(srv->exec, &id, 1);
+            }
+            return;
+        }
+    }
+    srv->bad_requests++;
+    genie_ucx_log(srv->ucx, "ignored a malformed FREE from rank %d: %s", (int)m->from,
+                  genie_last_error());
+}
+
+/* Read | n u32 | ids u64[n] | into a malloc'd array. */
+static genie_status_t read_ids(genie_wire_reader_t *r, uint64_t **ids_p, uint32_t *n_p)
+{
+    uint32_t  n = genie_wire_r_count(r, 8);
+    uint64_t *ids;
+
+    if (r->st != GENIE_OK) {
+        return r->st;
+    }
+    if ((ids = malloc((size_t)n * 8 + 8)) == NULL) {
+        return genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        ids[i] = genie_wire_r_u64(r);
+    }
+    *ids_p = ids;
+    *n_p   = n;
+    return GENIE_OK;
+}
+
+/* FETCH: | id u64 |  -> | tensor | */
+static genie_status_t do_fetch(genie_server_t *srv, genie_ucx_msg_t *m)
+{
+    genie_wire_reader_t r;
+    genie_wire_writer_t w;
+    genie_tensor_t      t;
+    uint64_t            id;
+    genie_status_t      st;
+
+    genie_wire_r_init(&r, m->payload, m->len, "FETCH");
+    id = genie_wire_r_u64(&r);
+    if ((st = genie_wire_r_done(&r)) != GENIE_OK ||
+        (st = genie_exec_fetch(srv->exec, id, &t)) != GENIE_OK) {
+        return st;
+    }
+    genie_wire_w_init(&w);
+    genie_wire_w_tensor(&w, t.dtype, t.ndim, t.shape, genie_tensor_data(&t));
+    genie_tensor_release(&t);
+    st = reply_writer(srv, m, &w);
+    return st == GENIE_OK ? 1 : st;
+}
+
+/* BIND: | session u64 | n u32 | ids u64[n] | */
+static genie_status_t do_bind(genie_server_t *srv, genie_ucx_msg_t *m)
+{
+    genie_wire_reader_t r;
+    uint64_t           *ids = NULL, session;
+    uint32_t            n = 0;
+    genie_status_t      st;
+
+    genie_wire_r_init(&r, m->payload, m->len, "BIND");
+    session = genie_wire_r_u64(&r);
+    if ((st = read_ids(&r, &ids, &n)) == GENIE_OK && (st = genie_wire_r_done(&r)) == GENIE_OK) {
+        st = genie_exec_session_bind(srv->exec, session, ids, n);
+    }
+    free(ids);
+    return st;
+}
+
+/* END_SESSION: | session u64 | -> | n u32 |;  SESSION_INFO: | session u64 | -> | n u32 | bytes u64 | */
+static genie_status_t do_session(genie_server_t *srv, genie_ucx_msg_t *m, int end)
+{
+    genie_wire_reader_t r;
+    genie_wire_writer_t w;
+    uint64_t            session, bytes = 0;
+    uint32_t            n = 0;
+    genie_status_t      st;
+
+    genie_wire_r_init(&r, m->payload, m->len, end ? "END_SESSION" : "SESSION_INFO");
+    session = genie_wire_r_u64(&r);
+    if ((st = genie_wire_r_done(&r)) != GENIE_OK) {
+        return st;
+    }
+    genie_wire_w_init(&w);
+    if (end) {
+        genie_wire_w_u32(&w, genie_exec_session_end(srv->exec, session));
+    } else {
+        genie_exec_session_info(srv->exec, session, &n, &bytes);
+        genie_wire_w_u32(&w, n);
+        genie_wire_w_u64(&w, bytes);
+    }
+    st = reply_writer(srv, m, &w);
+    return st == GENIE_OK ? 1 : st;
+}
+
+/* ---- KV handoff: destination side ----------------------------------------- */
+
+/* KV_RESERVE: | session u64 | n u32 | sizes u64[n] |  -> | n u32 | offsets u64[n] | */
+static genie_status_t do_kv_reserve(genie_server_t *srv, genie_ucx_msg_t *m)
+{
+    genie_wire_reader_t r;
+    genie_wire_writer_t w;
+    uint64_t           *sizes = NULL, session;
+    uint32_t            n = 0, done = 0;
+    genie_status_t      st;
+
+    genie_wire_r_init(&r, m->payload, m->len, "KV_RESERVE");
+    session = genie_wire_r_u64(&r);
+    if ((st = read_ids(&r, &sizes, &n)) != GENIE_OK || (st = genie_wire_r_done(&r)) != GENIE_OK) {
+        free(sizes);
+        return st;
+    }
+    if (srv->n_resv + n > srv->cap_resv) {
+        uint32_t cap = (srv->n_resv + n) * 2 + 8;
+        genie_reservation_t *nr = realloc(srv->resv, cap * sizeof(*nr));
+        if (nr == NULL) {
+            free(sizes);
+            return genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
+        }
+        srv->resv = nr;
+        srv->cap_resv = cap;
+    }
+    genie_wire_w_init(&w);
+    genie_wire_w_u32(&w, n);
+    for (; done < n; done++) {
+        uint64_t off;
+        if ((st = genie_ucx_arena_alloc(srv->ucx, sizes[done], &off)) != GENIE_OK) {
+            break;
+        }
+        srv->resv[srv->n_resv++] = (genie_reservation_t){
+            .session = session, .offset = off, .len = sizes[done], .peer = m->from };
+        genie_wire_w_u64(&w, off);
+    }
+    free(sizes);
+    if (st != GENIE_OK) {          /* undo the part that succeeded */
+        for (uint32_t i = 0; i < done; i++) {
+            genie_ucx_arena_free(srv->ucx, srv->resv[--srv->n_resv].offset);
+        }
+        genie_wire_w_free(&w);
+        return st;
+    }
+    st = reply_writer(srv, m, &w);
+    return st == GENIE_OK ? 1 : st;
+}
+
+typedef struct arena_storage {
+    genie_storage_t s;
+    genie_ucx_t    *ucx;
+    uint64_t        offset;
+} arena_storage_t;
+
+static void arena_release(genie_storage_t *s)
+{
+    arena_storage_t *as = (arena_storage_t *)s;
+    genie_ucx_arena_free(as->ucx, as->offset);
+    free(as);
+}
+
+static int take_reservation(genie_server_t *srv, uint64_t session, uint64_t offset, int32_t peer,
+                            uint64_t nbytes)
+{
+    for (uint32_t i = 0; i < srv->n_resv; i++) {
+        genie_reservation_t *rv = &srv->resv[i];
+        if (rv->session == session && rv->offset == offset && rv->peer == peer && rv->len >= nbytes) {
+            *rv = srv->resv[--srv->n_resv];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* KV_COMMIT: | session u64 | n u32 | n x (id u64 | offset u64 | dtype u32 | ndim u32 | shape i64[ndim]) |
+ * Every object must lie in a range this peer reserved for this session. */
+static genie_status_t do_kv_commit(genie_server_t *srv, genie_ucx_msg_t *m)
+{
+    genie_wire_reader_t r;
+    uint64_t            session, bytes = 0;
+    uint32_t            n;
+    genie_status_t      st = GENIE_OK;
+
+    genie_wire_r_init(&r, m->payload, m->len, "KV_COMMIT");
+    session = genie_wire_r_u64(&r);
+    n       = genie_wire_r_count(&r, 24);
+    for (uint32_t i = 0; i < n && r.st == GENIE_OK; i++) {
+        genie_tensor_t   t = {0};
+        arena_storage_t *as;
+        uint64_t         id = genie_wire_r_u64(&r), off = genie_wire_r_u64(&r), numel = 1;
+        uint32_t         dt = genie_wire_r_u32(&r), nd = genie_wire_r_u32(&r);
+
+        if (r.st != GENIE_OK) {
+            break;
+        }
+        if (dt >= GENIE_DTYPE_COUNT || nd > GENIE_MAX_DIMS) {
+            st = genie_set_error(GENIE_ERR_CORRUPT, "executor: KV_COMMIT object %llu: dtype %u, %u dims",
+                                 (unsigned long long)id, dt, nd);
+            break;
+        }
+        t.dtype = (genie_dtype_t)dt;
+        t.ndim  = (int)nd;
+        for (uint32_t d = 0; d < nd; d++) {
+            t.shape[d] = (int64_t)genie_wire_r_u64(&r);
+            if (t.shape[d] < 0 || (t.shape[d] > 0 && numel > (UINT64_MAX / 16) / (uint64_t)t.shape[d])) {
+                st = genie_set_error(GENIE_ERR_CORRUPT, "executor: KV_COMMIT object %llu: bad shape",
+                                     (unsigned long long)id);
+                break;
+            }
+            numel *= (uint64_t)t.shape[d];
+        }
+        if (st != GENIE_OK || r.st != GENIE_OK) {
+            break;
+        }
+        genie_tensor_set_contiguous_strides(&t);
+        if (!take_reservation(srv, session, off, m->from, numel * genie_dtype_size(t.dtype))) {
+            st = genie_set_error(GENIE_ERR_INVALID,
+                                 "executor: KV_COMMIT object %llu is not in a range reserved for session %llu",
+                                 (unsigned long long)id, (unsigned long long)session);
+            break;
+        }
+        if ((as = calloc(1, sizeof(*as))) == NULL) {
+            genie_ucx_arena_free(srv->ucx, off);
+            st = genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
+            break;
+        }
+        as->s.data     = (uint8_t *)genie_ucx_arena_base(srv->ucx) + off;
+        as->s.nbytes   = numel * genie_dtype_size(t.dtype);
+        as->s.refcount = 1;
+        as->s.release  = arena_release;
+        as->ucx        = srv->ucx;
+        as->offset     = off;
+        t.storage      = &as->s;
+        if ((st = genie_exec_put_object(srv->exec, id, session, &t)) != GENIE_OK) {
+            genie_tensor_release(&t);
+            break;
+        }
+        bytes += numel * genie_dtype_size(t.dtype);
+    }
+    if (st == GENIE_OK) {
+        st = genie_wire_r_done(&r);
+    }
+    if (st == GENIE_OK) {
+        srv->kv_bytes_in += bytes;
+        srv->handoffs_in++;
+    }
+    return st;
+}
+
+/* ---- KV handoff: source side ---------------------------------------------- */
+
+/* HANDOFF: | session u64 | dst u32 | n u32 | ids u64[n] |  -> | bytes u64 | seconds f64 | */
+static genie_status_t do_handoff(genie_server_t *srv, genie_ucx_msg_t *m)
+{
+    genie_wire_reader_t   r, rr;
+    genie_wire_writer_t   w;
+    genie_ucx_msg_t      *reply = NULL;
+    const genie_tensor_t **objs = NULL;
+    genie_tensor_t       *staged = NULL;
+    uint64_t             *ids = NULL, *offs = NULL, session, total = 0, owner;
+    uint32_t              n = 0, dst;
+    double                t0 = now_s();
+    genie_status_t        st;
+
+    genie_wire_r_init(&r, m->payload, m->len, "HANDOFF");
+    session = genie_wire_r_u64(&r);
+    dst     = genie_wire_r_u32(&r);
+    if ((st = read_ids(&r, &ids, &n)) != GENIE_OK || (st = genie_wire_r_done(&r)) != GENIE_OK) {
+        goto out;
+    }
+    if (dst >= (uint32_t)genie_ucx_size(srv->ucx) || (int32_t)dst == srv->rank ||
+        genie_ucx_peer(srv->ucx, (int32_t)dst)->role != GENIE_ROLE_EXECUTOR) {
+        st = genie_set_error(GENIE_ERR_INVALID, "executor: HANDOFF to rank %u, which is not another executor", dst);
+        goto out;
+    }
+    objs   = calloc(n + 1, sizeof(*objs));
+    staged = calloc(n + 1, sizeof(*staged));
+    offs   = calloc(n + 1, sizeof(*offs));
+    if (objs == NULL || staged == NULL || offs == NULL) {
+        st = genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
+        goto out;
+    }
+    /* Sources: the objects themselves on a host-memory backend (contiguous),
+     * otherwise a host copy staged for the transfer. */
+    for (uint32_t i = 0; i < n; i++) {
+        if ((st = genie_exec_object(srv->exec, ids[i], &objs[i], &owner)) != GENIE_OK) {
+            goto out;
+        }
+        if (!genie_exec_host_memory(srv->exec) || !genie_tensor_is_contiguous(objs[i])) {
+            if ((st = genie_exec_fetch(srv->exec, ids[i], &staged[i])) != GENIE_OK) {
+                goto out;
+            }
+            objs[i] = &staged[i];
+        }
+        total += genie_tensor_nbytes(objs[i]);
+    }
+    /* 1. reserve */
+    genie_wire_w_init(&w);
+    genie_wire_w_u64(&w, session);
+    genie_wire_w_u32(&w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        genie_wire_w_u64(&w, genie_tensor_nbytes(objs[i]));
+    }
+    st = genie_wire_w_status(&w);
+    if (st == GENIE_OK) {
+        st = genie_ucx_call(srv->ucx, (int32_t)dst, GENIE_MSG_KV_RESERVE, 0, w.buf, w.len, &reply);
+    }
+    genie_wire_w_free(&w);
+    if (st != GENIE_OK) {
+        goto out;
+    }
+    genie_wire_r_init(&rr, reply->payload, reply->len, "KV_RESERVE reply");
+    if (genie_wire_r_count(&rr, 8) != n) {
+        st = genie_set_error(GENIE_ERR_CORRUPT, "executor: KV_RESERVE reply has the wrong count");
+        goto out;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        offs[i] = genie_wire_r_u64(&rr);
+    }
+    if ((st = genie_wire_r_done(&rr)) != GENIE_OK) {
+        goto out;
+    }
+    /* 2. put + flush */
+    for (uint32_t i = 0; i < n && st == GENIE_OK; i++) {
+        st = genie_ucx_put(srv->ucx, (int32_t)dst, offs[i], genie_tensor_data(objs[i]),
+                           genie_tensor_nbytes(objs[i]));
+    }
+    if (st == GENIE_OK) {
+        st = genie_ucx_flush(srv->ucx, (int32_t)dst);
+    }
+    if (st != GENIE_OK) {
+        goto out;
+    }
+    /* 3. commit */
+    genie_wire_w_init(&w);
+    genie_wire_w_u64(&w, session);
+    genie_wire_w_u32(&w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        genie_wire_w_u64(&w, ids[i]);
+        genie_wire_w_u64(&w, offs[i]);
+        genie_wire_w_u32(&w, (uint32_t)objs[i]->dtype);
+        genie_wire_w_u32(&w, (uint32_t)objs[i]->ndim);
+        genie_wire_w_raw(&w, objs[i]->shape, 8 * (size_t)objs[i]->ndim);
+    }
+    st = genie_wire_w_status(&w);
+    genie_ucx_msg_free(reply);
+    reply = NULL;
+    if (st == GENIE_OK) {
+        st = genie_ucx_call(srv->ucx, (int32_t)dst, GENIE_MSG_KV_COMMIT, 0, w.buf, w.len, &reply);
+    }
+    genie_wire_w_free(&w);
+    if (st != GENIE_OK) {
+        goto out;
+    }
+    genie_exec_free_objects(srv->exec, ids, n);
+    srv->kv_bytes_out += total;
+    srv->handoffs_out++;
+    srv->handoff_s += now_s() - t0;
+    genie_wire_w_init(&w);
+    genie_wire_w_u64(&w, total);
+    genie_wire_w_f64(&w, now_s() - t0);
+    st = reply_writer(srv, m, &w);
+    st = st == GENIE_OK ? 1 : st;
+out:
+    for (uint32_t i = 0; staged != NULL && i < n; i++) {
+        genie_tensor_release(&staged[i]);
+    }
+    genie_ucx_msg_free(reply);
+    free(objs);
+    free(staged);
+    free(offs);
+    free(ids);
+    return st;
+}
+
+/* STATS: -> | n u32 | n x (name bytes | value f64) | */
+static genie_status_t do_stats(genie_server_t *srv, genie_ucx_msg_t *m)
+{
+    genie_wire_writer_t w;
+    genie_exec_stats_t  s;
+    genie_status_t      st;
+    struct { const char *name; double v; } kv[64];
+    uint32_t            n = 0;
+    char                names[GENIE_PHASE_COUNT][40];
+
+    genie_exec_get_stats(srv->exec, &s);
+#define KV(k, val) kv[n].name = (k), kv[n].v = (double)(val), n++
+    KV("requests", s.requests);
+    KV("nodes_run", s.nodes_run);
+    KV("weights", s.weights);
+    KV("weight_bytes", s.weight_bytes);
+    KV("residents", s.residents);
+    KV("resident_bytes", s.resident_bytes);
+    KV("input_bytes", s.input_bytes);
+    KV("output_bytes", s.output_bytes);
+    KV("peak_activation_bytes", s.peak_bytes);
+    KV("sessions", s.sessions);
+    KV("session_bytes", s.session_bytes);
+    KV("compute_s", s.compute_s);
+    KV("plan_cache_hits", srv->plan_cache_hits);
+    KV("kv_bytes_in", srv->kv_bytes_in);
+    KV("kv_bytes_out", srv->kv_bytes_out);
+    KV("handoffs_in", srv->handoffs_in);
+    KV("handoffs_out", srv->handoffs_out);
+    KV("handoff_s", srv->handoff_s);
+    KV("bad_requests", srv->bad_requests);
+    KV("dropped_messages", genie_ucx_dropped(srv->ucx));
+    for (int p = 0; p < GENIE_PHASE_COUNT; p++) {
+        snprintf(names[p], sizeof(names[p]), "phase_s.%s", genie_phase_name((genie_phase_t)p));
+        KV(names[p], s.phase_s[p]);
+    }
+#undef KV
+    genie_wire_w_init(&w);
+    genie_wire_w_u32(&w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        genie_wire_w_bytes(&w, kv[i].name, (uint32_t)strlen(kv[i].name));
+        genie_wire_w_f64(&w, kv[i].v);
+    }
+    st = reply_writer(srv, m, &w);
+    return st == GENIE_OK ? 1 : st;
+}
+
+/* ---- the loop --------------------------------------------------------------- */
+
+/* Returns 1 when the handler already replied, GENIE_OK for an empty success
+ * reply, or an error to report to the requester. */
+static genie_status_t dispatch(genie_server_t *srv, genie_ucx_msg_t *m)
+{
+    switch (m->hdr.type) {
+    case GENIE_MSG_WEIGHT:       return do_weight(srv, m);
+    case GENIE_MSG_RUN:          return do_run(srv, m);
+    case GENIE_MSG_FETCH:        return do_fetch(srv, m);
+    case GENIE_MSG_BIND:         return do_bind(srv, m);
+    case GENIE_MSG_END_SESSION:  return do_session(srv, m, 1);
+    case GENIE_MSG_SESSION_INFO: return do_session(srv, m, 0);
+    case GENIE_MSG_HANDOFF:      return do_handoff(srv, m);
+    case GENIE_MSG_KV_RESERVE:   return do_kv_reserve(srv, m);
+    case GENIE_MSG_KV_COMMIT:    return do_kv_commit(srv, m);
+    case GENIE_MSG_STATS:        return do_stats(srv, m);
+    case GENIE_MSG_PING:
+        (void)genie_ucx_reply(srv->ucx, m, GENIE_OK, m->payload, m->len);
+        return 1;
+    case GENIE_MSG_SHUTDOWN:
+        srv->shutdown = 1;
+        return GENIE_OK;
+    default:
+        return genie_set_error(GENIE_ERR_INVALID, "executor: %s is not a request an executor serves",
+                               genie_msg_name(m->hdr.type));
+    }
+}
+
+genie_status_t genie_server_run(genie_server_t *srv)
+{
+    while (!srv->shutdown) {
+        genie_ucx_msg_t *m = NULL;
+        genie_status_t   st = genie_ucx_next(srv->ucx, -1, &m);
+
+        if (st == GENIE_ERR_TIMEOUT) {
+            continue;
+        }
+        if (st != GENIE_OK) {
+            return st;
+        }
+        genie_clear_error();
+        if (m->hdr.type == GENIE_MSG_FREE) {
+            do_free(srv, m);
+            genie_ucx_msg_free(m);
+            continue;
+        }
+        st = dispatch(srv, m);
+        if (st < 0) {
+            srv->bad_requests += st == GENIE_ERR_CORRUPT || st == GENIE_ERR_TRUNCATED;
+            (void)genie_ucx_reply(srv->ucx, m, st, NULL, 0);
+        } else if (st == GENIE_OK) {
+            (void)genie_ucx_reply(srv->ucx, m, GENIE_OK, NULL, 0);
+        }
+        genie_ucx_msg_free(m);
+    }
+    return GENIE_OK;
+}
+
+void genie_server_fini(genie_server_t *srv)
+{
+    for (int i = 0; i < GENIE_PLAN_CACHE; i++) {
+        genie_srg_destroy(srv->plans[i].srg);
+        srv->plans[i].srg = NULL;
+    }
+    for (uint32_t i = 0; i < srv->n_resv; i++) {
+        genie_ucx_arena_free(srv->ucx, srv->resv[i].offset);
+    }
+    free(srv->resv);
+    srv->resv = NULL;
+}

@@ -1,0 +1,63 @@
+/*
+ * The driver's side of the wire protocol: typed requests to executor ranks
+ * over the UCX transport.  Used by the CPython extension (genie._C.Cluster),
+ * the MPI tests and the benchmarks.  One client per process, one thread.
+ *
+ * A client is rank 0 of the job's MPI world.  genie_client_open() joins the
+ * world (MPI_Init unless already initialised), bootstraps the transport and
+ * authenticates to every executor; genie_client_close() shuts the executors
+ * down and finalises MPI.
+ */
+#ifndef GENIE_CLIENT_H
+#define GENIE_CLIENT_H
+
+#include <stdint.h>
+
+#include "genie/status.h"
+#include "genie/tensor.h"
+#include "genie/ucx.h"
+
+typedef struct genie_client genie_client_t;
+
+/* Environment: GENIE_SECRET_FILE (required), GENIE_REQUEST_TIMEOUT_S. */
+genie_status_t genie_client_open(genie_client_t **c_p);
+/* SHUTDOWN to every executor still alive (bounded wait), then MPI_Finalize
+ * unless `keep_mpi`. */
+void           genie_client_close(genie_client_t *c, int keep_mpi);
+genie_ucx_t   *genie_client_ucx(genie_client_t *c);
+
+genie_status_t genie_client_weight(genie_client_t *c, int32_t rank, uint64_t fingerprint,
+                                   const char *name, const genie_tensor_t *host);
+
+/* RUN.  Plans are cached by the executors under their hash: the client sends
+ * only the hash for a plan it already sent to that rank, and resends the
+ * bytes if the executor evicted it.  inputs are contiguous host tensors; the
+ * data is copied before submit returns. */
+genie_status_t genie_client_submit(genie_client_t *c, int32_t rank, const uint8_t *srg,
+                                   size_t srg_len, const genie_tensor_t *inputs, uint32_t n_inputs,
+                                   uint32_t *ticket_p);
+/* Outputs are host tensors whose storage is the reply buffer (released with
+ * genie_tensor_release, array freed by the caller); compute_s is the
+ * executor's own time inside backend ops. */
+genie_status_t genie_client_wait(genie_client_t *c, uint32_t ticket, genie_tensor_t **outs_p,
+                                 uint32_t *n_outs_p, double *compute_s_p);
+
+genie_status_t genie_client_free(genie_client_t *c, int32_t rank, const uint64_t *ids, uint32_t n);
+genie_status_t genie_client_fetch(genie_client_t *c, int32_t rank, uint64_t id, genie_tensor_t *out_p);
+genie_status_t genie_client_bind(genie_client_t *c, int32_t rank, uint64_t session,
+                                 const uint64_t *ids, uint32_t n);
+genie_status_t genie_client_end_session(genie_client_t *c, int32_t rank, uint64_t session,
+                                        uint32_t *n_freed_p);
+genie_status_t genie_client_session_info(genie_client_t *c, int32_t rank, uint64_t session,
+                                         uint32_t *n_p, uint64_t *bytes_p);
+/* Move objects `ids` of `session` from executor src to executor dst (RMA
+ * between them; nothing passes through this process). */
+genie_status_t genie_client_handoff(genie_client_t *c, int32_t src, int32_t dst, uint64_t session,
+                                    const uint64_t *ids, uint32_t n, uint64_t *bytes_p,
+                                    double *seconds_p);
+/* Executor counters: calls fn(name, value, arg) for each. */
+genie_status_t genie_client_stats(genie_client_t *c, int32_t rank,
+                                  void (*fn)(const char *name, double value, void *arg), void *arg);
+genie_status_t genie_client_ping(genie_client_t *c, int32_t rank, const void *data, size_t len);
+
+#endif

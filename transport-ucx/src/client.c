@@ -1,0 +1,636 @@
+/*
+ * Driver-side requests (see genie/client.h).  Each call builds its payload
+ * with the wire writer, sends it, and parses the reply with the bounds-checked
+ * reader: a reply is as untrusted as a request.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "genie/client.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PLAN_MEMORY 64     /* plan hashes remembered per rank (executor keeps 64) */
+#define MAX_TICKETS 4096
+
+typedef struct ticket {
+    uint32_t seq;          /* 0 = free slot */
+    int32_t  rank;
+    uint64_t hash;
+    uint8_t *srg;          /* hash-only requests: a copy of the plan, to resend on a miss */
+    size_t   srg_len;
+    uint8_t *inputs;       /* ... and of the encoded inputs */
+    size_t   inputs_len;
+} ticket_t;
+
+struct genie_client {
+    genie_ucx_t *ucx;
+    int          own_mpi;
+    uint64_t   (*plans)[PLAN_MEMORY];   /* (size) x PLAN_MEMORY, FIFO */
+    uint32_t    *plan_next;             /* (size) */
+    ticket_t     tickets[MAX_TICKETS];
+};
+
+genie_ucx_t *genie_client_ucx(genie_client_t *c)
+{
+    return c->ucx;
+}
+
+genie_status_t genie_client_open(genie_client_t **c_p)
+{
+    genie_ucx_params_t params = {0};
+    genie_client_t    *c;
+    genie_status_t     st;
+    const char        *tmo = getenv("GENIE_REQUEST_TIMEOUT_S");
+    int                inited = 0, rank, size, provided;
+
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        return genie_set_error(GENIE_ERR_NOMEM, "out of memory");
+    }
+    if ((st = genie_ucx_read_secret(&params)) != GENIE_OK) {
+        free(c);
+        return st;
+    }
+    MPI_Initialized(&inited);
+    if (!inited) {
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_SINGLE, &provided) != MPI_SUCCESS) {
+            free(c);
+            return genie_set_error(GENIE_ERR_TRANSPORT, "MPI_Init failed");
+        }
+        c->own_mpi = 1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    if (rank != 0) {
+        st = genie_set_error(GENIE_ERR_INVALID, "the driver must be MPI rank 0, this is rank %d", rank);
+        goto err_mpi;
+    }
+    if (size < 2) {
+        st = genie_set_error(GENIE_ERR_INVALID, "the MPI world has no executor ranks (size %d)", size);
+        goto err_mpi;
+    }
+    params.self.rank = 0;
+    params.self.role = GENIE_ROLE_DRIVER;
+    params.self.pid  = (uint32_t)getpid();
+    gethostname(params.self.host, sizeof(params.self.host) - 1);
+    params.size      = size;
+    params.timeout_s = tmo != NULL ? atof(tmo) : 0.0;
+    c->plans     = calloc((size_t)size, sizeof(*c->plans));
+    c->plan_next = calloc((size_t)size, sizeof(*c->plan_next));
+    if (c->plans == NULL || c->plan_next == NULL) {
+        st = genie_set_error(GENIE_ERR_NOMEM, "out of memory");
+        goto err_mpi;
+    }
+    if ((st = genie_ucx_create(&params, &c->ucx)) != GENIE_OK) {
+        goto err_mpi;
+    }
+    if ((st = genie_ucx_bootstrap_mpi(c->ucx)) != GENIE_OK) {
+        goto err_ucx;
+    }
+    for (int32_t r = 1; r < size; r++) {
+        if (genie_ucx_peer(c->ucx, r)->role != GENIE_ROLE_EXECUTOR) {
+            st = genie_set_error(GENIE_ERR_INVALID, "rank %d is not an executor", (int)r);
+            goto err_ucx;
+        }
+        if ((st = genie_ucx_connect(c->ucx, r, NULL)) != GENIE_OK) {
+            goto err_ucx;
+        }
+    }
+    *c_p = c;
+    return GENIE_OK;
+
+err_ucx:
+    genie_ucx_destroy(c->ucx);
+err_mpi:
+    /* A half-joined world cannot be left cleanly; MPI_Abort would kill the
+     * executors and the user's program without a word, so we only report. */
+    free(c->plans);
+    free(c->plan_next);
+    free(c);
+    return st;
+}
+
+void genie_client_close(genie_client_t *c, int keep_mpi)
+{
+    if (c == NULL) {
+        return;
+    }
+    /* SHUTDOWN to the living executors; all sent first, then collected, so
+     * teardown takes one round trip however many ranks there are. */
+    {
+        int32_t   size = genie_ucx_size(c->ucx);
+        uint32_t *seqs = calloc((size_t)size, sizeof(*seqs));
+        for (int32_t r = 1; seqs != NULL && r < size; r++) {
+            if (genie_ucx_peer_status(c->ucx, r) == GENIE_OK) {
+                (void)genie_ucx_send(c->ucx, r, GENIE_MSG_SHUTDOWN, 0, NULL, 0, GENIE_UCX_COPY, &seqs[r]);
+            }
+        }
+        for (int32_t r = 1; seqs != NULL && r < size; r++) {
+            genie_ucx_msg_t *m = NULL;
+            if (seqs[r] != 0 && genie_ucx_wait_from(c->ucx, seqs[r], r, &m) == GENIE_OK) {
+                genie_ucx_msg_free(m);
+            }
+        }
+        free(seqs);
+    }
+    for (int i = 0; i < MAX_TICKETS; i++) {
+        free(c->tickets[i].srg);
+        free(c->tickets[i].inputs);
+    }
+    genie_ucx_destroy(c->ucx);
+    if (!keep_mpi) {
+        int finalized = 0;
+        MPI_Finalized(&finalized);
+        if (!finalized) {
+            MPI_Finalize();
+        }
+    }
+    free(c->plans);
+    free(c->plan_next);
+    free(c);
+}
+
+/* ---- plan memory ---------------------------------------------------------- */
+
+static int plan_known(genie_client_t *c, int32_t rank, uint64_t hash)
+{
+    for (int i = 0; i < PLAN_MEMORY; i++) {
+        if (c->plans[rank][i] == hash) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void plan_remember(genie_client_t *c, int32_t rank, uint64_t hash)
+{
+    if (!plan_known(c, rank, hash)) {
+        c->plans[rank][c->plan_next[rank]++ % PLAN_MEMORY] = hash;
+    }
+}
+
+static void plan_forget(genie_client_t *c, int32_t rank, uint64_t hash)
+{
+    for (int i = 0; i < PLAN_MEMORY; i++) {
+        if (c->plans[rank][i] == hash) {
+            c->plans[rank][i] = 0;
+        }
+    }
+}
+
+/* ---- RUN ------------------------------------------------------------------ */
+
+static genie_status_t check_rank(genie_client_t *c, int32_t rank)
+{
+    if (rank < 1 || rank >= genie_ucx_size(c->ucx)) {
+        return genie_set_error(GENIE_ERR_INVALID, "no executor rank %d (ranks 1..%d)", (int)rank,
+                               (int)genie_ucx_size(c->ucx) - 1);
+    }
+    return GENIE_OK;
+}
+
+/* Encode | srg bytes | n u32 | tensors | with srg given or empty. */
+static genie_status_t encode_run(genie_wire_writer_t *w, const uint8_t *srg, size_t srg_len,
+                                 const uint8_t *inputs, size_t inputs_len)
+{
+    genie_wire_w_init(w);
+    genie_wire_w_bytes(w, srg, (uint32_t)srg_len);
+    genie_wire_w_align8(w);
+    genie_wire_w_raw(w, inputs, inputs_len);
+    return genie_wire_w_status(w);
+}
+
+static genie_status_t send_run(genie_client_t *c, ticket_t *t, int with_plan)
+{
+    genie_wire_writer_t w;
+    genie_status_t      st;
+
+    st = encode_run(&w, with_plan ? t->srg : NULL, with_plan ? t->srg_len : 0, t->inputs, t->inputs_len);
+    if (st == GENIE_OK) {
+        st = genie_ucx_send(c->ucx, t->rank, GENIE_MSG_RUN, t->hash, w.buf, w.len, GENIE_UCX_COPY,
+                            &t->seq);
+    }
+    genie_wire_w_free(&w);
+    return st;
+}
+
+genie_status_t genie_client_submit(genie_client_t *c, int32_t rank, const uint8_t *srg,
+                                   size_t srg_len, const genie_tensor_t *inputs, uint32_t n_inputs,
+                                   uint32_t *ticket_p)
+{
+    genie_wire_writer_t in;
+    ticket_t           *t = NULL;
+    genie_status_t      st;
+    int                 known;
+
+    if ((st = check_rank(c, rank)) != GENIE_OK) {
+        return st;
+    }
+    if (srg_len > UINT32_MAX) {
+        return genie_set_error(GENIE_ERR_INVALID, "SRG of %zu bytes is too large", srg_len);
+    }
+    for (uint32_t i = 0; i < MAX_TICKETS; i++) {
+        if (c->tickets[i].seq == 0) {
+            t = &c->tickets[i];
+            *ticket_p = i + 1;
+            break;
+        }
+    }
+    if (t == NULL) {
+        return genie_set_error(GENIE_ERR_INVALID, "more than %d requests in flight", MAX_TICKETS);
+    }
+    genie_wire_w_init(&in);
+    genie_wire_w_u32(&in, n_inputs);
+    for (uint32_t i = 0; i < n_inputs; i++) {
+        genie_wire_w_tensor(&in, inputs[i].dtype, inputs[i].ndim, inputs[i].shape,
+                            genie_tensor_data(&inputs[i]));
+    }
+    if ((st = genie_wire_w_status(&in)) != GENIE_OK) {
+        genie_wire_w_free(&in);
+        return st;
+    }
+    memset(t, 0, sizeof(*t));
+    t->rank       = rank;
+    t->hash       = genie_wire_hash(srg, srg_len);
+    t->inputs     = in.buf;            /* keeps the encoded inputs */
+    t->inputs_len = in.len;
+    known = plan_known(c, rank, t->hash);
+    if (known) {
+        /* Keep the plan until the reply: the executor may have evicted it. */
+        if ((t->srg = malloc(srg_len + 1)) == NULL) {
+            free(t->inputs);
+            memset(t, 0, sizeof(*t));
+            return genie_set_error(GENIE_ERR_NOMEM, "out of memory");
+        }
+        memcpy(t->srg, srg, srg_len);
+        t->srg_len = srg_len;
+        st = send_run(c, t, 0);
+    } else {
+        t->srg     = (uint8_t *)srg;       /* borrowed for the send (copied by it) */
+        t->srg_len = srg_len;
+        st = send_run(c, t, 1);
+        t->srg     = NULL;
+        t->srg_len = 0;
+        plan_remember(c, rank, t->hash);
+        free(t->inputs);
+        t->inputs = NULL;
+    }
+    if (st != GENIE_OK) {
+        free(t->srg);
+        free(t->inputs);
+        memset(t, 0, sizeof(*t));
+    }
+    return st;
+}
+
+/* Reply buffers shared by the outputs of one RUN. */
+typedef struct reply_storage {
+    genie_storage_t  s;
+    genie_ucx_msg_t *msg;
+    int             *shared;     /* outputs still referencing msg */
+} reply_storage_t;
+
+static void reply_release(genie_storage_t *s)
+{
+    reply_storage_t *rs = (reply_storage_t *)s;
+    if (--*rs->shared == 0) {
+        genie_ucx_msg_free(rs->msg);
+        free(rs->shared);
+    }
+    free(rs);
+}
+
+/* Tensors of a reply payload, each a view of the reply buffer. */
+static genie_status_t reply_tensors(genie_wire_reader_t *r, genie_ucx_msg_t *m, uint32_t n,
+                                    genie_tensor_t **outs_p)
+{
+    genie_tensor_t *outs = calloc(n + 1, sizeof(*outs));
+    int            *shared = malloc(sizeof(int));
+    uint32_t        k = 0;
+    genie_status_t  st = GENIE_OK;
+
+    if (outs == NULL || shared == NULL) {
+        free(outs);
+        free(shared);
+        return genie_set_error(GENIE_ERR_NOMEM, "out of memory");
+    }
+    *shared = 1;                        /* our own reference until the end */
+    for (; k < n; k++) {
+        genie_wire_tensor_t wt;
+        reply_storage_t    *rs;
+        genie_wire_r_tensor(r, &wt);
+        if (r->st != GENIE_OK) {
+            st = r->st;
+            break;
+        }
+        if ((rs = calloc(1, sizeof(*rs))) == NULL) {
+            st = genie_set_error(GENIE_ERR_NOMEM, "out of memory");
+            break;
+        }
+        genie_wire_tensor_view(&wt, &rs->s, &outs[k]);
+        rs->s.release = reply_release;
+        rs->msg       = m;
+        rs->shared    = shared;
+        (*shared)++;
+    }
+    if (st == GENIE_OK) {
+        st = genie_wire_r_done(r);
+    }
+    if (st != GENIE_OK) {
+        for (uint32_t i = 0; i < k; i++) {
+            genie_tensor_release(&outs[i]);
+        }
+        free(outs);
+        if (--*shared == 0) {
+            free(shared);
+        }
+        return st;
+    }
+    if (--*shared == 0) {               /* no outputs: nobody else holds msg */
+        free(shared);
+        genie_ucx_msg_free(m);
+    }
+    *outs_p = outs;
+    return GENIE_OK;
+}
+
+genie_status_t genie_client_wait(genie_client_t *c, uint32_t ticket, genie_tensor_t **outs_p,
+                                 uint32_t *n_outs_p, double *compute_s_p)
+{
+    genie_wire_reader_t r;
+    genie_ucx_msg_t    *m = NULL;
+    ticket_t           *t;
+    genie_status_t      st;
+    uint32_t            n;
+    double              compute;
+
+    if (ticket == 0 || ticket > MAX_TICKETS || c->tickets[ticket - 1].seq == 0) {
+        return genie_set_error(GENIE_ERR_INVALID, "no request with ticket %u in flight", ticket);
+    }
+    t  = &c->tickets[ticket - 1];
+    st = genie_ucx_wait_from(c->ucx, t->seq, t->rank, &m);
+    if (st == GENIE_ERR_NO_PLAN && t->srg != NULL) {
+        /* Evicted on the executor: send the plan itself this time. */
+        plan_forget(c, t->rank, t->hash);
+        st = send_run(c, t, 1);
+        if (st == GENIE_OK) {
+            plan_remember(c, t->rank, t->hash);
+            st = genie_ucx_wait_from(c->ucx, t->seq, t->rank, &m);
+        }
+    }
+    free(t->srg);
+    free(t->inputs);
+    memset(t, 0, sizeof(*t));
+    if (st != GENIE_OK) {
+        return st;
+    }
+    genie_wire_r_init(&r, m->payload, m->len, "RUN reply");
+    compute = genie_wire_r_f64(&r);
+    n       = genie_wire_r_count(&r, 24);
+    if (r.st != GENIE_OK) {
+        genie_ucx_msg_free(m);
+        return r.st;
+    }
+    if ((st = reply_tensors(&r, m, n, outs_p)) != GENIE_OK) {
+        genie_ucx_msg_free(m);
+        return st;
+    }
+    *n_outs_p = n;
+    if (compute_s_p != NULL) {
+        *compute_s_p = compute;
+    }
+    return GENIE_OK;
+}
+
+/* ---- the other requests --------------------------------------------------- */
+
+static genie_status_t call_w(genie_client_t *c, int32_t rank, uint16_t type, genie_wire_writer_t *w,
+                             genie_ucx_msg_t **reply_p)
+{
+    genie_status_t st = genie_wire_w_status(w);
+    genie_ucx_msg_t *m = NULL;
+
+    if (st == GENIE_OK) {
+        st = check_rank(c, rank);
+    }
+    if (st == GENIE_OK) {
+        st = genie_ucx_call(c->ucx, rank, type, 0, w->buf, w->len, &m);
+    }
+    genie_wire_w_free(w);
+    if (st == GENIE_OK) {
+        if (reply_p != NULL) {
+            *reply_p = m;
+        } else {
+            genie_ucx_msg_free(m);
+        }
+    }
+    return st;
+}
+
+genie_status_t genie_client_weight(genie_client_t *c, int32_t rank, uint64_t fingerprint,
+                                   const char *name, const genie_tensor_t *host)
+{
+    genie_wire_writer_t w;
+    genie_wire_hdr_t    h;
+    genie_ucx_msg_t    *m = NULL;
+    genie_status_t      st;
+    uint32_t            seq;
+
+    (void)h;
+    if ((st = check_rank(c, rank)) != GENIE_OK) {
+        return st;
+    }
+    /* Large: the tensor data is sent from the caller's buffer (no copy). */
+    genie_wire_w_init(&w);
+    genie_wire_w_u64(&w, fingerprint);
+    genie_wire_w_bytes(&w, name, (uint32_t)strlen(name));
+    genie_wire_w_tensor(&w, host->dtype, host->ndim, host->shape, genie_tensor_data(host));
+    if ((st = genie_wire_w_status(&w)) == GENIE_OK) {
+        st = genie_ucx_send(c->ucx, rank, GENIE_MSG_WEIGHT, 0, w.buf, w.len, 0, &seq);
+    }
+    genie_wire_w_free(&w);
+    if (st == GENIE_OK) {
+        st = genie_ucx_wait_from(c->ucx, seq, rank, &m);
+        genie_ucx_msg_free(m);
+    }
+    return st;
+}
+
+genie_status_t genie_client_free(genie_client_t *c, int32_t rank, const uint64_t *ids, uint32_t n)
+{
+    genie_wire_writer_t w;
+    genie_status_t      st;
+
+    if ((st = check_rank(c, rank)) != GENIE_OK) {
+        return st;
+    }
+    genie_wire_w_init(&w);
+    genie_wire_w_u32(&w, n);
+    genie_wire_w_raw(&w, ids, 8 * (size_t)n);
+    if ((st = genie_wire_w_status(&w)) == GENIE_OK) {
+        st = genie_ucx_send(c->ucx, rank, GENIE_MSG_FREE, 0, w.buf, w.len, GENIE_UCX_COPY, NULL);
+    }
+    genie_wire_w_free(&w);
+    return st;
+}
+
+genie_status_t genie_client_fetch(genie_client_t *c, int32_t rank, uint64_t id, genie_tensor_t *out_p)
+{
+    genie_wire_writer_t w;
+    genie_wire_reader_t r;
+    genie_ucx_msg_t    *m = NULL;
+    genie_tensor_t     *outs = NULL;
+    genie_status_t      st;
+
+    genie_wire_w_init(&w);
+    genie_wire_w_u64(&w, id);
+    if ((st = call_w(c, rank, GENIE_MSG_FETCH, &w, &m)) != GENIE_OK) {
+        return st;
+    }
+    genie_wire_r_init(&r, m->payload, m->len, "FETCH reply");
+    if ((st = reply_tensors(&r, m, 1, &outs)) != GENIE_OK) {
+        genie_ucx_msg_free(m);
+        return st;
+    }
+    *out_p = outs[0];
+    free(outs);
+    return GENIE_OK;
+}
+
+genie_status_t genie_client_bind(genie_client_t *c, int32_t rank, uint64_t session,
+                                 const uint64_t *ids, uint32_t n)
+{
+    genie_wire_writer_t w;
+
+    genie_wire_w_init(&w);
+    genie_wire_w_u64(&w, session);
+    genie_wire_w_u32(&w, n);
+    genie_wire_w_raw(&w, ids, 8 * (size_t)n);
+    return call_w(c, rank, GENIE_MSG_BIND, &w, NULL);
+}
+
+static genie_status_t session_call(genie_client_t *c, int32_t rank, uint16_t type, uint64_t session,
+                                   uint32_t *n_p, uint64_t *bytes_p)
+{
+    genie_wire_writer_t w;
+    genie_wire_reader_t r;
+    genie_ucx_msg_t    *m = NULL;
+    genie_status_t      st;
+    uint32_t            n;
+    uint64_t            bytes = 0;
+
+    genie_wire_w_init(&w);
+    genie_wire_w_u64(&w, session);
+    if ((st = call_w(c, rank, type, &w, &m)) != GENIE_OK) {
+        return st;
+    }
+    genie_wire_r_init(&r, m->payload, m->len, genie_msg_name(type));
+    n = genie_wire_r_u32(&r);
+    if (type == GENIE_MSG_SESSION_INFO) {
+        bytes = genie_wire_r_u64(&r);
+    }
+    st = genie_wire_r_done(&r);
+    genie_ucx_msg_free(m);
+    if (st == GENIE_OK) {
+        *n_p = n;
+        if (bytes_p != NULL) {
+            *bytes_p = bytes;
+        }
+    }
+    return st;
+}
+
+genie_status_t genie_client_end_session(genie_client_t *c, int32_t rank, uint64_t session,
+                                        uint32_t *n_freed_p)
+{
+    return session_call(c, rank, GENIE_MSG_END_SESSION, session, n_freed_p, NULL);
+}
+
+genie_status_t genie_client_session_info(genie_client_t *c, int32_t rank, uint64_t session,
+                                         uint32_t *n_p, uint64_t *bytes_p)
+{
+    return session_call(c, rank, GENIE_MSG_SESSION_INFO, session, n_p, bytes_p);
+}
+
+genie_status_t genie_client_handoff(genie_client_t *c, int32_t src, int32_t dst, uint64_t session,
+                                    const uint64_t *ids, uint32_t n, uint64_t *bytes_p,
+                                    double *seconds_p)
+{
+    genie_wire_writer_t w;
+    genie_wire_reader_t r;
+    genie_ucx_msg_t    *m = NULL;
+    genie_status_t      st;
+    uint64_t            bytes;
+    double              secs;
+
+    if ((st = check_rank(c, dst)) != GENIE_OK) {
+        return st;
+    }
+    genie_wire_w_init(&w);
+    genie_wire_w_u64(&w, session);
+    genie_wire_w_u32(&w, (uint32_t)dst);
+    genie_wire_w_u32(&w, n);
+    genie_wire_w_raw(&w, ids, 8 * (size_t)n);
+    if ((st = call_w(c, src, GENIE_MSG_HANDOFF, &w, &m)) != GENIE_OK) {
+        return st;
+    }
+    genie_wire_r_init(&r, m->payload, m->len, "HANDOFF reply");
+    bytes = genie_wire_r_u64(&r);
+    secs  = genie_wire_r_f64(&r);
+    st = genie_wire_r_done(&r);
+    genie_ucx_msg_free(m);
+    if (st == GENIE_OK) {
+        *bytes_p   = bytes;
+        *seconds_p = secs;
+    }
+    return st;
+}
+
+genie_status_t genie_client_stats(genie_client_t *c, int32_t rank,
+                                  void (*fn)(const char *name, double value, void *arg), void *arg)
+{
+    genie_wire_writer_t w;
+    genie_wire_reader_t r;
+    genie_ucx_msg_t    *m = NULL;
+    genie_status_t      st;
+    uint32_t            n;
+
+    genie_wire_w_init(&w);
+    if ((st = call_w(c, rank, GENIE_MSG_STATS, &w, &m)) != GENIE_OK) {
+        return st;
+    }
+    genie_wire_r_init(&r, m->payload, m->len, "STATS reply");
+    n = genie_wire_r_count(&r, 12);
+    for (uint32_t i = 0; i < n && r.st == GENIE_OK; i++) {
+        char        name[64];
+        uint32_t    len;
+        const char *p = genie_wire_r_bytes(&r, &len);
+        double      v = genie_wire_r_f64(&r);
+        if (r.st == GENIE_OK) {
+            snprintf(name, sizeof(name), "%.*s", (int)len, p);
+            fn(name, v, arg);
+        }
+    }
+    st = genie_wire_r_done(&r);
+    genie_ucx_msg_free(m);
+    return st;
+}
+
+genie_status_t genie_client_ping(genie_client_t *c, int32_t rank, const void *data, size_t len)
+{
+    genie_ucx_msg_t *m = NULL;
+    genie_status_t   st = check_rank(c, rank);
+
+    if (st == GENIE_OK) {
+        st = genie_ucx_call(c->ucx, rank, GENIE_MSG_PING, 0, data, len, &m);
+    }
+    if (st == GENIE_OK && (m->len != len || (len > 0 && memcmp(m->payload, data, len) != 0))) {
+        st = genie_set_error(GENIE_ERR_CORRUPT, "PING reply differs from the request");
+    }
+    genie_ucx_msg_free(m);
+    return st;
+}
