@@ -17,7 +17,6 @@ typedef struct {
     genie_exec_t    *exec;
 } GeniePyExecutor;
 
-static uint64_t *parse_ids(PyObject *arg, Py_ssize_t *n_p);
 
 static void no_release(genie_storage_t *s)
 {
@@ -77,7 +76,7 @@ static int ready(GeniePyExecutor *self)
 }
 
 /* Parse (dtype, shape, data_ptr) into a host tensor over caller memory. */
-static int parse_host(PyObject *o, genie_tensor_t *t, genie_storage_t *s)
+int geniepy_parse_host(PyObject *o, genie_tensor_t *t, genie_storage_t *s)
 {
     int dtype;
     PyObject *shape;
@@ -167,7 +166,7 @@ PyTypeObject GeniePyHostBuffer_Type = {
 };
 
 /* (dtype, shape, HostBuffer) for a host tensor; takes over t's reference. */
-static PyObject *host_to_py(genie_tensor_t *t)
+PyObject *geniepy_host_to_py(genie_tensor_t *t)
 {
     PyObject *shape = geniepy_shape_tuple(t->ndim, t->shape);
     GeniePyHostBuffer *data = PyObject_New(GeniePyHostBuffer, &GeniePyHostBuffer_Type);
@@ -245,7 +244,7 @@ static PyObject *executor_run(GeniePyExecutor *self, PyObject *args)
         goto out;
     }
     for (Py_ssize_t i = 0; i < n_in; i++) {
-        if (parse_host(PyList_GET_ITEM(in_list, i), &inputs[i], &stores[i]) != 0) {
+        if (geniepy_parse_host(PyList_GET_ITEM(in_list, i), &inputs[i], &stores[i]) != 0) {
             goto out;
         }
     }
@@ -262,7 +261,7 @@ static PyObject *executor_run(GeniePyExecutor *self, PyObject *args)
     }
     res = PyList_New(n_out);
     for (uint32_t i = 0; res != NULL && i < n_out; i++) {
-        PyObject *o = host_to_py(&outs[i]);
+        PyObject *o = geniepy_host_to_py(&outs[i]);
         if (o == NULL) {
             Py_CLEAR(res);
             break;
@@ -287,7 +286,7 @@ static PyObject *executor_free(GeniePyExecutor *self, PyObject *arg)
     Py_ssize_t n = 0;
     uint64_t *ids;
 
-    if (!ready(self) || (ids = parse_ids(arg, &n)) == NULL) {
+    if (!ready(self) || (ids = geniepy_parse_ids(arg, &n)) == NULL) {
         return NULL;
     }
     genie_exec_free_objects(self->exec, ids, (uint32_t)n);
@@ -310,7 +309,7 @@ static PyObject *executor_fetch(GeniePyExecutor *self, PyObject *arg)
     if (st != GENIE_OK) {
         return geniepy_raise("fetch", st);
     }
-    res = host_to_py(&t);
+    res = geniepy_host_to_py(&t);
     genie_tensor_release(&t);
     return res;
 }
@@ -367,7 +366,7 @@ static PyObject *executor_put_object(GeniePyExecutor *self, PyObject *args)
 }
 
 /* parse a sequence of object ids; returns a malloc'd array or NULL with an exception */
-static uint64_t *parse_ids(PyObject *arg, Py_ssize_t *n_p)
+uint64_t *geniepy_parse_ids(PyObject *arg, Py_ssize_t *n_p)
 {
     PyObject *seq = PySequence_Fast(arg, "genie: expected a list of object ids");
     Py_ssize_t n;
@@ -405,7 +404,7 @@ static PyObject *executor_bind_session(GeniePyExecutor *self, PyObject *args)
     genie_status_t st;
 
     if (!ready(self) || !PyArg_ParseTuple(args, "KO", &session, &list) ||
-        (ids = parse_ids(list, &n)) == NULL) {
+        (ids = geniepy_parse_ids(list, &n)) == NULL) {
         return NULL;
     }
     st = genie_exec_session_bind(self->exec, session, ids, (uint32_t)n);

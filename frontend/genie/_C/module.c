@@ -288,6 +288,10 @@ static PyMethodDef module_methods[] = {
     { "parse_phases", (PyCFunction)(void (*)(void))py_parse_phases, METH_VARARGS | METH_KEYWORDS,
       "parse_phases(spec, allowed=None, max_slices=0) -> [(name, slices), ...]; "
       "ValueError with a 'genie: ' message on a bad spec" },
+#ifdef GENIE_HAVE_CLUSTER
+    { "executor_main", geniepy_executor_main, METH_NOARGS,
+      "executor_main(): replace this process by genie-executor (a task whose role is executor)" },
+#endif
     { NULL, NULL, 0, NULL },
 };
 
@@ -315,7 +319,8 @@ PyMODINIT_FUNC PyInit__C(void)
         PyModule_AddObjectRef(m, "Executor", (PyObject *)&GeniePyExecutor_Type) < 0 ||
         PyModule_AddIntConstant(m, "OP_COUNT", GENIE_OP_COUNT) < 0 ||
         PyModule_AddIntConstant(m, "SRG_VERSION", GENIE_SRG_VERSION) < 0 ||
-        PyModule_AddIntConstant(m, "MAX_DIMS", GENIE_MAX_DIMS) < 0) {
+        PyModule_AddIntConstant(m, "MAX_DIMS", GENIE_MAX_DIMS) < 0 ||
+        geniepy_cluster_register(m) < 0) {
         Py_XDECREF(m);
         return NULL;
     }
