@@ -1,5 +1,6 @@
 """Exceptions raised by Genie.  Every message starts with ``genie:`` and is one line."""
 
+from . import _C
 from ._C import GenieError
 
 
@@ -11,4 +12,14 @@ class UnsupportedOperationError(GenieError):
     """
 
 
-__all__ = ["GenieError", "UnsupportedOperationError"]
+class _ExecutorLostError(GenieError):
+    """An executor rank died (or its connection did): the request it was
+    running failed, and the objects it held are gone."""
+
+
+# The distributed build's extension raises its own class (a GenieError
+# subclass); without MPI/UCX nothing raises it, but code can still catch it.
+ExecutorLostError = getattr(_C, "ExecutorLostError", _ExecutorLostError)
+
+
+__all__ = ["ExecutorLostError", "GenieError", "UnsupportedOperationError"]

@@ -1,12 +1,15 @@
 """Lazy values and pending nodes, and the flush that turns them into an SRG.
 
 Every tensor on ``remote_accelerator`` is a thin ``RemoteTensor`` pointing at a
-``Value``.  A Value is in one of four states:
+``Value``.  A Value is in one of six states:
 
   PENDING   produced by a captured node that has not run yet,
   HOST      data still on the driver (a CPU tensor moved to the device),
   WEIGHT    a persistent weight registered on the executor by fingerprint,
-  RESIDENT  computed and kept on the executor under object id ``uid``.
+  INFLIGHT  its request was submitted and has not been collected yet
+            (``req`` is the request; the object will be ``uid``),
+  RESIDENT  computed and kept on the executor under object id ``uid``,
+  FAILED    its request failed (``req`` is the error); using it raises.
 
 Nothing executes until something needs bytes on the host (``.cpu()``,
 ``.item()``, ``.tolist()``, ``.numpy()``, printing).  Then ``flush`` encodes all
@@ -20,7 +23,7 @@ is garbage-collected its uid is queued and freed with the next request.
 
 import weakref
 
-PENDING, HOST, WEIGHT, RESIDENT = range(4)
+PENDING, HOST, WEIGHT, RESIDENT, INFLIGHT, FAILED = range(6)
 
 # SRG enums (runtime/include/genie/srg.h)
 VAL_NODE, VAL_INPUT, VAL_WEIGHT, VAL_RESIDENT = range(4)
@@ -34,7 +37,8 @@ class Value:
     """One tensor of the lazy program (see module docstring)."""
 
     __slots__ = ("uid", "meta", "state", "node", "out_idx", "host", "host_version",
-                 "fp", "name", "residency", "view_of", "views", "cpu_cache", "__weakref__")
+                 "fp", "name", "residency", "view_of", "views", "cpu_cache", "req",
+                 "__weakref__")
 
     _next_uid = 1
     free_queue = []          # uids of RESIDENT values that died
@@ -55,9 +59,16 @@ class Value:
         self.view_of = None          # Value this one is a view of (in-place checks)
         self.views = None            # weakrefs to Values that are views of this one
         self.cpu_cache = None        # last materialised CPU copy
+        self.req = None              # INFLIGHT: producing request; FAILED: the error
+
+    @property
+    def nbytes(self):
+        return self.meta.numel() * self.meta.element_size()
 
     def __del__(self):
-        if self.state == RESIDENT:
+        # An INFLIGHT value's object will exist once its request ran; the
+        # runtime holds the free back until then.
+        if self.state == RESIDENT or self.state == INFLIGHT:
             Value.free_queue.append(self.uid)
 
 
@@ -107,11 +118,13 @@ class PendingProgram:
     def build(self, targets, register_weight):
         """Encode pending nodes (and the sources they read) into an SRG.
 
-        Returns (graph, host_inputs, produced, ids, sources): produced lists
-        (weakref, srg id) for every value a node produced or a HOST source that
-        was uploaded, so the caller can mark the survivors as kept; ids maps
-        id(Value) -> srg id for the values alive during the build; sources are
-        the source Values the graph reads.
+        Returns (graph, host_inputs, produced, ids, sources, phases): produced
+        lists (weakref, srg id) for every value a node produced or a HOST
+        source that was uploaded, so the caller can mark the survivors as kept;
+        ids maps id(Value) -> srg id for the values alive during the build;
+        sources are the source Values the graph reads (the caller must drop
+        them before deciding what is kept); phases counts the nodes per phase
+        index.  `register_weight(v)` is called once per weight the graph reads.
         """
         from . import _C
         from ._dtypes import code_of
@@ -153,15 +166,22 @@ class PendingProgram:
             elif v.state == WEIGHT:
                 register_weight(v)      # sends it only the first time
                 sid = g.add_source(VAL_WEIGHT, dt, shape, RES_WEIGHT, v.fp, v.name)
-            elif v.state == RESIDENT:
+            elif v.state == RESIDENT or v.state == INFLIGHT:
+                # An INFLIGHT source is read by id; the runtime waits for its
+                # request before submitting this one.
                 sid = g.add_source(VAL_RESIDENT, dt, shape, v.residency, v.uid, v.name)
+            elif v.state == FAILED:
+                from ._errors import GenieError
+                raise GenieError(f"genie: a tensor this computation reads was never computed: {v.req}")
             else:
                 raise AssertionError("pending value outside the pending program")
             ids[id(v)] = sid
             keep_alive.append(v)
             return sid
 
+        phases = [0] * len(PHASES)
         for n in nodes:
+            phases[n.phase] += 1
             ins = [None if v is None else
                    (ids[id(v)] if v.state == PENDING else source(v)) for v in n.inputs]
             residency = n.residency
@@ -186,4 +206,4 @@ class PendingProgram:
         for n in nodes:
             n.inputs = None
         nodes = keep_alive = None       # (source() closes over keep_alive)
-        return g, host_inputs, produced, ids, sources
+        return g, host_inputs, produced, ids, sources, phases
