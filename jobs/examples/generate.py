@@ -3,12 +3,19 @@
 
 The program is ordinary PyTorch + transformers code; the only Genie-specific
 lines are ``import genie``, ``model.to("remote_accelerator:0")`` and
-``genie.generate(...)``.  Models are built from transformers configs with random
-weights from a fixed seed (nothing is downloaded).
+``genie.generate_many(...)``, which generates for all prompts concurrently.
+Models are built from transformers configs with random weights from a fixed
+seed (nothing is downloaded).  Run it as is (embedded mode) or under a
+launcher (``genie-launch --phases prefill:2,decode:1 -- python generate.py``).
 
   --check   also run plain PyTorch on the same weights and exit 1 unless the
             tokens are identical for every prompt
-  --stats   print genie.get_stats() as JSON at the end
+  --stats   print genie.get_stats() as JSON at the end; in the distributed
+            mode also a summary: prefill requests per prefill rank and, per
+            session, the KV bytes handed to the decode rank against the KV
+            cache's size.  With --check, exit 1 unless every session's KV
+            cache moved exactly once, with exactly its size, and every
+            prefill rank did prefill work (given as many prompts as ranks).
 """
 
 import argparse
@@ -84,11 +91,11 @@ def main(argv=None):
     model.to("remote_accelerator:0")
 
     failures = 0
-    t_genie = t_torch = 0.0
-    for i, ids in enumerate(prompts):
-        t0 = time.perf_counter()
-        out = genie.generate(model, ids, max_new_tokens=args.new_tokens)
-        t_genie += time.perf_counter() - t0
+    t_torch = 0.0
+    t0 = time.perf_counter()
+    outs = genie.generate_many(model, prompts, max_new_tokens=args.new_tokens)
+    t_genie = time.perf_counter() - t0
+    for i, (ids, out) in enumerate(zip(prompts, outs)):
         ours = out[0, ids.shape[1]:].tolist()
         print(f"prompt {i} genie:   {ours}", flush=True)
         if reference is not None:
@@ -101,14 +108,60 @@ def main(argv=None):
             print(f"prompt {i}: {'match' if ok else 'MISMATCH'}", flush=True)
     print(f"genie: {args.prompts} prompts x {args.new_tokens} tokens in {t_genie:.2f} s"
           + (f" (pytorch {t_torch:.2f} s)" if reference is not None else ""))
+    problems = []
     if args.stats:
-        print(json.dumps(genie.get_stats(), indent=2))
+        stats = genie.get_stats()
+        print(json.dumps(stats, indent=2))
+        if stats["mode"] == "distributed":
+            problems = distributed_summary(stats, args.prompts)
     if reference is not None:
         if failures:
             print(f"genie: {failures} of {args.prompts} prompts differ from PyTorch", file=sys.stderr)
             return 1
         print(f"all {args.prompts} prompts match")
+        for p in problems:
+            print(f"genie: {p}", file=sys.stderr)
+        if problems:
+            return 1
     return 0
+
+
+PREFILL_GROUPS = ("prefill", "llm_prefill")
+DECODE_GROUPS = ("decode", "llm_decode")
+
+
+def distributed_summary(stats, n_prompts):
+    """Print where prefill ran and what each session's KV handoff moved;
+    return the problems found (empty when the run was disaggregated as the
+    spec asks)."""
+    problems = []
+    execs = stats["executors"]
+    prefill = [e for e in execs if e["phase"] in PREFILL_GROUPS]
+    has_decode = any(e["phase"] in DECODE_GROUPS for e in execs)
+    for e in prefill:
+        n = e["driver_requests"].get("llm_prefill", 0)
+        compute = e.get("phase_compute_s", {}).get("llm_prefill", 0.0)
+        print(f"prefill rank {e['rank']}: {n} requests, {compute:.4f} s prefill compute "
+              f"({e['host']} pid {e['pid']})")
+        if n_prompts >= len(prefill) and not (n > 0 and compute > 0):
+            problems.append(f"prefill rank {e['rank']} did no prefill work")
+    colocated = stats.get("kv_mode", "colocated") == "colocated"
+    for sid, s in sorted(stats["sessions"].items()):
+        moved, cache, n = s["kv_bytes_moved"], s["kv_cache_bytes"], s["handoffs"]
+        where = f"rank {s['prefill_rank']} -> rank {s['decode_rank']}"
+        if not colocated:
+            print(f"session {sid}: blind mode, {moved} KV bytes through the driver "
+                  f"(kv cache {cache} at the end)")
+            continue
+        if moved == cache and n == 1:
+            print(f"session {sid}: {where}: kv bytes moved {moved} == kv cache {cache} (once)")
+        else:
+            print(f"session {sid}: {where}: kv bytes moved {moved}, kv cache {cache}, "
+                  f"{n} handoffs")
+            if has_decode:
+                problems.append(f"session {sid} moved {moved} KV bytes in {n} handoffs; "
+                                f"its KV cache is {cache} bytes and should move once")
+    return problems
 
 
 if __name__ == "__main__":
