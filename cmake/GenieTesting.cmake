@@ -23,7 +23,8 @@ endfunction()
 # genie_add_c_test(<source> DIR <dir> LABELS <label>...
 #                  [ARGS <arg>...] [TIMEOUT <s>] [FIXTURES_REQUIRED <f>...]
 #                  [LIBS <target>...])
-# Builds one executable from one C file, linked with genie_runtime and
+# Builds one executable from one C file, linked with genie_runtime, the wire
+# codec genie_wire (when defined: transport-ucx is added before tests/) and
 # cmocka, and registers it as a CTest test of the same name.  Tests may
 # include the runtime's private headers (runtime/src) to test internals.
 function(genie_add_c_test src)
@@ -32,6 +33,9 @@ function(genie_add_c_test src)
   add_executable(${name} "${src}")
   target_include_directories(${name} PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src")
   target_link_libraries(${name} PRIVATE genie_runtime genie::cmocka ${T_LIBS})
+  if(TARGET genie_wire)
+    target_link_libraries(${name} PRIVATE genie_wire)
+  endif()
   add_test(NAME ${name} COMMAND ${name} ${T_ARGS})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
