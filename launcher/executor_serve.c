@@ -312,8 +312,12 @@ static genie_status_t do_kv_reserve(genie_server_t *srv, genie_ucx_msg_t *m)
         free(sizes);
         return st;
     }
+    if ((uint64_t)n > 65536) {      /* a KV cache is tens of tensors, not millions */
+        free(sizes);
+        return genie_set_error(GENIE_ERR_INVALID, "executor: KV_RESERVE of %u ranges", n);
+    }
     if (srv->n_resv + n > srv->cap_resv) {
-        uint32_t cap = (srv->n_resv + n) * 2 + 8;
+        uint32_t cap = (srv->n_resv + n) * 2 + 8;      /* bounded above: no overflow */
         genie_reservation_t *nr = realloc(srv->resv, cap * sizeof(*nr));
         if (nr == NULL) {
             free(sizes);

@@ -19,6 +19,10 @@ typedef struct boot_rec {
     uint64_t              arena_size;
 } boot_rec_t;
 
+/* Sent as raw bytes between ranks of one job (same build on every rank). */
+_Static_assert(sizeof(genie_ucx_peer_info_t) == 116, "peer record layout changed: update docs/wire-protocol.md");
+_Static_assert(sizeof(boot_rec_t) == 152, "bootstrap record layout changed: update docs/wire-protocol.md");
+
 static genie_status_t mpi_error(int rc, const char *what)
 {
     char msg[MPI_MAX_ERROR_STRING];

@@ -390,7 +390,7 @@ genie_status_t genie_client_wait(genie_client_t *c, uint32_t ticket, genie_tenso
     }
     genie_wire_r_init(&r, m->payload, m->len, "RUN reply");
     compute = genie_wire_r_f64(&r);
-    n       = genie_wire_r_count(&r, 24);
+    n       = genie_wire_r_count(&r, 16);    /* smallest tensor: a 0-dim header + data */
     if (r.st != GENIE_OK) {
         genie_ucx_msg_free(m);
         return r.st;

@@ -245,7 +245,13 @@ static void handle_hello(genie_ucx_t *u, genie_ucx_conn_t *c, const genie_wire_h
             c->rank = (int32_t)rank;
         }
     }
-    if (u->n_hello < GENIE_UCX_MAX_HELLO) {
+    if (u->n_hello >= GENIE_UCX_MAX_HELLO) {
+        /* No room to answer: refuse rather than leave the dialer waiting. */
+        c->auth = 0;
+        conn_drop(u, c, "too many connections at once");
+        return;
+    }
+    {
         u->hello[u->n_hello].conn   = c;
         u->hello[u->n_hello].seq    = h->seq;
         u->hello[u->n_hello].status = diff == 0 ? GENIE_OK : GENIE_ERR_DENIED;
@@ -857,11 +863,13 @@ genie_status_t genie_ucx_send(genie_ucx_t *u, int32_t rank, uint16_t type, uint6
     return st;
 }
 
-static genie_ucx_msg_t *take_reply(genie_ucx_t *u, uint32_t seq)
+/* The reply to seq; from `rank` only when rank >= 0 (a peer cannot answer
+ * another peer's request). */
+static genie_ucx_msg_t *take_reply(genie_ucx_t *u, uint32_t seq, int32_t rank)
 {
     genie_ucx_msg_t *prev = NULL;
     for (genie_ucx_msg_t *m = u->rep_head; m != NULL; prev = m, m = m->next) {
-        if (m->hdr.seq == seq && m->ready != 0) {
+        if (m->hdr.seq == seq && m->ready != 0 && (rank < 0 || m->from == rank)) {
             if (prev != NULL) {
                 prev->next = m->next;
             } else {
@@ -901,7 +909,7 @@ genie_status_t genie_ucx_wait_from(genie_ucx_t *u, uint32_t seq, int32_t rank,
 
     for (;;) {
         progress(u);
-        if ((m = take_reply(u, seq)) != NULL) {
+        if ((m = take_reply(u, seq, rank)) != NULL) {
             break;
         }
         if (check_outstanding(u, rank) != GENIE_OK) {

@@ -10,7 +10,7 @@
 
 #include "genie/ucx.h"
 
-#define GENIE_UCX_MAX_HELLO   64
+#define GENIE_UCX_MAX_HELLO   1024
 /* Largest payload accepted (a weight or a KV tensor); bigger is refused. */
 #define GENIE_UCX_MAX_PAYLOAD ((size_t)16 << 30)
 
