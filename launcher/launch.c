@@ -1,0 +1,422 @@
+/*
+ * genie-launch: starts a Genie job on one machine or inside a Slurm
+ * allocation.  World rank 0 is the driver (the user's command, wrapped in
+ * --driver-shim), ranks 1..N the executors, one per slice of --phases (the
+ * layout is spelled out in launch.h).  This file reads the command line and
+ * the config file, resolves every setting, and either prints what it would do
+ * (--dry-run) or hands over to launch_run.c.
+ *
+ * Anything wrong with what the user gave us is refused here, before anything
+ * is created or started: one line on stderr starting "genie-launch: ", exit
+ * status 2.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "launch.h"
+
+#define EXAMPLE_CMD "genie-launch --phases prefill:1,decode:1 -- python app.py"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+"usage: genie-launch --phases SPEC [options] -- CMD [ARGS...]\n"
+"\n"
+"Runs CMD as the driver (world rank 0) of a Genie job and one genie-executor\n"
+"per slice of SPEC as ranks 1..N, in spec order, through Open MPI (mpirun), or\n"
+"through srun when run inside a Slurm allocation.\n"
+"\n"
+"options:\n"
+"  --phases SPEC        slices per phase, e.g. prefill:2,decode:1 (3 executors)\n"
+"  --config FILE        libconfig settings file (default: $GENIE_CONFIG if set;\n"
+"                       keys documented in configs/genie.conf)\n"
+"  --backend B          cpu, cuda or auto (default auto: the executor decides)\n"
+"  --threads N          threads per executor; 0 = cores / executors (default)\n"
+"  --kv-mode M          colocated (default) or blind (KV cache shipped every\n"
+"                       step; for the benchmark)\n"
+"  --no-srun            use mpirun even inside a Slurm allocation\n"
+"  --dry-run            print the environment and command line; start nothing\n"
+"  -v, --verbose        one line on stderr saying what is started\n"
+"  -h, --help           this text\n"
+"  --driver-shim FILE   internal: rank 0's wrapper around CMD (writes its\n"
+"                       exit status to FILE); not for use by hand\n"
+"\n"
+"Command-line flags override the config file, which overrides the defaults.\n"
+"Exit status: the driver's, or 2 if genie-launch refused to start.\n"
+"Environment: GENIE_CONFIG, GENIE_EXECUTOR (genie-executor to run; default:\n"
+"next to genie-launch), GENIE_MPIRUN (default: mpirun on PATH), TMPDIR.\n");
+}
+
+/* What the command line said, before it is merged with the config file. */
+typedef struct cli {
+    const char *phases, *config, *backend, *threads, *kv_mode;
+    int         no_srun, dry_run, verbose;
+    int         cmd_index;   /* argv index of CMD */
+} cli_t;
+
+/* 1: run, 0: --help was printed, -1: error printed. */
+static int parse_cli(int argc, char **argv, cli_t *cli)
+{
+    static const struct {
+        const char *name;
+        size_t      offset;
+        const char *example;
+    } valued[] = {
+        {"--phases", offsetof(cli_t, phases), "--phases prefill:1,decode:1"},
+        {"--config", offsetof(cli_t, config), "--config configs/genie.conf"},
+        {"--backend", offsetof(cli_t, backend), "--backend cpu"},
+        {"--threads", offsetof(cli_t, threads), "--threads 4"},
+        {"--kv-mode", offsetof(cli_t, kv_mode), "--kv-mode colocated"},
+    };
+
+    memset(cli, 0, sizeof(*cli));
+    for (int i = 1; i < argc; i++) {
+        const char *a     = argv[i];
+        int         known = 0;
+
+        if (strcmp(a, "--") == 0) {
+            if (i + 1 >= argc) {
+                genie_launch_err("no command after --; e.g. " EXAMPLE_CMD);
+                return -1;
+            }
+            if (argv[i + 1][0] == '\0') {
+                genie_launch_err("the command after -- is an empty string; e.g. " EXAMPLE_CMD);
+                return -1;
+            }
+            cli->cmd_index = i + 1;
+            return 1;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+            cli->verbose = 1;
+            continue;
+        }
+        if (strcmp(a, "--dry-run") == 0) {
+            cli->dry_run = 1;
+            continue;
+        }
+        if (strcmp(a, "--no-srun") == 0) {
+            cli->no_srun = 1;
+            continue;
+        }
+        if (strcmp(a, "--driver-shim") == 0) {
+            genie_launch_err("--driver-shim is internal and must be the first argument");
+            return -1;
+        }
+        for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
+            size_t      n = strlen(valued[k].name);
+            const char *value;
+
+            if (strncmp(a, valued[k].name, n) != 0 || (a[n] != '\0' && a[n] != '=')) {
+                continue;
+            }
+            if (a[n] == '=') {
+                value = a + n + 1;
+            } else if (i + 1 < argc && strcmp(argv[i + 1], "--") != 0) {
+                value = argv[++i];
+            } else {
+                genie_launch_err("%s needs a value, e.g. %s", valued[k].name, valued[k].example);
+                return -1;
+            }
+            *(const char **)((char *)cli + valued[k].offset) = value;
+            known = 1;
+            break;
+        }
+        if (known) {
+            continue;
+        }
+        if (a[0] == '-') {
+            genie_launch_err("unknown option '%s'; see genie-launch --help", a);
+        } else {
+            genie_launch_err("'%s' is not an option; put the command after --, e.g. " EXAMPLE_CMD, a);
+        }
+        return -1;
+    }
+    genie_launch_err("no command given; put it after --, e.g. " EXAMPLE_CMD);
+    return -1;
+}
+
+/* Command-line values, checked, over the config file's. */
+static genie_status_t apply_cli(const cli_t *cli, genie_launch_config_t *cfg)
+{
+    if (cli->backend != NULL) {
+        if (!genie_launch_backend_ok(cli->backend)) {
+            genie_launch_err("--backend '%s' is not one of cpu, cuda, auto", cli->backend);
+            return GENIE_ERR_INVALID;
+        }
+        if (genie_launch_config_set(&cfg->backend, cli->backend) != GENIE_OK) {
+            return GENIE_ERR_NOMEM;
+        }
+    }
+    if (cli->kv_mode != NULL) {
+        if (!genie_launch_kv_mode_ok(cli->kv_mode)) {
+            genie_launch_err("--kv-mode '%s' is not one of colocated, blind", cli->kv_mode);
+            return GENIE_ERR_INVALID;
+        }
+        if (genie_launch_config_set(&cfg->kv_mode, cli->kv_mode) != GENIE_OK) {
+            return GENIE_ERR_NOMEM;
+        }
+    }
+    if (cli->threads != NULL &&
+        !genie_launch_parse_int(cli->threads, 0, GENIE_LAUNCH_MAX_THREADS, &cfg->threads)) {
+        genie_launch_err("--threads '%s' is not a whole number in 0..%d (0 = cores / executors)",
+                         cli->threads, GENIE_LAUNCH_MAX_THREADS);
+        return GENIE_ERR_INVALID;
+    }
+    return GENIE_OK;
+}
+
+static genie_status_t resolve_phases(genie_launch_t *L, const char *cli_phases)
+{
+    const char *text = cli_phases != NULL ? cli_phases : L->cfg.phases;
+    char        err[512];
+
+    if (text == NULL) {
+        genie_launch_err("no phase spec; give --phases NAME:N[,NAME:N...], e.g. --phases "
+                         "prefill:1,decode:1 (or phases in the config file)");
+        return GENIE_ERR_INVALID;
+    }
+    if (text[0] == '\0') {
+        /* The shared parser's message names --genie-phases; say --phases. */
+        genie_launch_err("empty --phases spec; expected NAME:N[,NAME:N...], e.g. prefill:8,decode:1");
+        return GENIE_ERR_INVALID;
+    }
+    if (genie_phase_spec_parse(text, NULL, &L->spec, err, sizeof(err)) != GENIE_OK) {
+        genie_launch_err("%s", strncmp(err, "genie: ", 7) == 0 ? err + 7 : err);
+        return GENIE_ERR_INVALID;
+    }
+    /* The parser already requires at least one slice per phase; the check
+     * stays so that a future parser change cannot start a job without
+     * executors. */
+    if (L->spec.total_slices < 1) {
+        genie_launch_err("the phase spec describes no executors; give at least one slice, e.g. "
+                         "prefill:1");
+        return GENIE_ERR_INVALID;
+    }
+    if (genie_phase_spec_format(&L->spec, L->phases, sizeof(L->phases)) != GENIE_OK) {
+        genie_launch_err("cannot format the phase spec");
+        return GENIE_ERR_INVALID;
+    }
+    return GENIE_OK;
+}
+
+static genie_status_t resolve_programs(genie_launch_t *L, int no_srun)
+{
+    const char *env_exec = getenv("GENIE_EXECUTOR");
+    const char *env_mpirun = getenv("GENIE_MPIRUN");
+    const char *job = getenv("SLURM_JOB_ID");
+    ssize_t     n;
+    char       *slash;
+
+    n = readlink("/proc/self/exe", L->self_path, sizeof(L->self_path) - 1);
+    if (n <= 0 || (size_t)n >= sizeof(L->self_path) - 1) {
+        genie_launch_err("cannot find my own program through /proc/self/exe: %s",
+                         n < 0 ? strerror(errno) : "path too long");
+        return GENIE_ERR_NOT_FOUND;
+    }
+    L->self_path[n] = '\0';
+
+    if (env_exec != NULL && env_exec[0] != '\0') {
+        if (strlen(env_exec) >= sizeof(L->executor_path) || !genie_launch_is_executable(env_exec)) {
+            genie_launch_err("GENIE_EXECUTOR=%s is not an executable file; point it at "
+                             "genie-executor or unset it", env_exec);
+            return GENIE_ERR_NOT_FOUND;
+        }
+        strcpy(L->executor_path, env_exec);
+    } else {
+        slash = strrchr(L->self_path, '/');
+        snprintf(L->executor_path, sizeof(L->executor_path), "%.*s/genie-executor",
+                 slash != NULL ? (int)(slash - L->self_path) : 1,
+                 slash != NULL ? L->self_path : ".");
+        if (!genie_launch_is_executable(L->executor_path)) {
+            genie_launch_err("genie-executor not found at %s; build it (cmake --build build) or set "
+                             "GENIE_EXECUTOR to its path", L->executor_path);
+            return GENIE_ERR_NOT_FOUND;
+        }
+    }
+
+    L->use_srun = !no_srun && job != NULL && job[0] != '\0' &&
+                  genie_launch_find_in_path("srun", L->runner_path) == GENIE_OK;
+    if (L->use_srun) {
+        return GENIE_OK;
+    }
+    if (env_mpirun != NULL && env_mpirun[0] != '\0') {
+        if (genie_launch_find_in_path(env_mpirun, L->runner_path) != GENIE_OK) {
+            genie_launch_err("GENIE_MPIRUN=%s is not an executable file; point it at Open MPI's "
+                             "mpirun or unset it", env_mpirun);
+            return GENIE_ERR_NOT_FOUND;
+        }
+    } else if (genie_launch_find_in_path("mpirun", L->runner_path) != GENIE_OK) {
+        genie_launch_err("mpirun not found on PATH; install Open MPI (apt-get install openmpi-bin) "
+                         "or set GENIE_MPIRUN");
+        return GENIE_ERR_NOT_FOUND;
+    }
+    return GENIE_OK;
+}
+
+static void set_var(genie_launch_t *L, int i, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set_var(genie_launch_t *L, int i, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+
+    L->var[i].name = name;
+    L->var[i].kept = 0;
+    va_start(ap, fmt);
+    vsnprintf(L->var[i].value, sizeof(L->var[i].value), fmt, ap);
+    va_end(ap);
+}
+
+/* A UCX_* variable the user has set is left alone (shown, not overridden). */
+static void set_ucx_var(genie_launch_t *L, int i, const char *name, const char *value)
+{
+    const char *have = getenv(name);
+
+    set_var(L, i, name, "%s", have != NULL ? have : value);
+    L->var[i].kept = have != NULL;
+}
+
+void genie_launch_fill_vars(genie_launch_t *L)
+{
+    const genie_launch_config_t *c = &L->cfg;
+    char                         ka[32];
+
+    set_var(L, GENIE_LAUNCH_VAR_PHASES, "GENIE_PHASES", "%s", L->phases);
+    set_var(L, GENIE_LAUNCH_VAR_BACKEND, "GENIE_BACKEND", "%s", c->backend);
+    set_var(L, GENIE_LAUNCH_VAR_THREADS, "GENIE_THREADS", "%lld", (long long)L->threads);
+    set_var(L, GENIE_LAUNCH_VAR_KV_MODE, "GENIE_KV_MODE", "%s", c->kv_mode);
+    set_var(L, GENIE_LAUNCH_VAR_ARENA_MB, "GENIE_ARENA_MB", "%lld", (long long)c->arena_mb);
+    set_var(L, GENIE_LAUNCH_VAR_TIMEOUT, "GENIE_REQUEST_TIMEOUT_S", "%.9g", c->request_timeout_s);
+    set_var(L, GENIE_LAUNCH_VAR_SECRET_FILE, "GENIE_SECRET_FILE", "%s/%s", L->job_dir,
+            GENIE_LAUNCH_SECRET_FILE);
+    set_var(L, GENIE_LAUNCH_VAR_LAUNCHER, "GENIE_LAUNCHER", "genie-launch");
+    set_var(L, GENIE_LAUNCH_VAR_JOB_DIR, "GENIE_JOB_DIR", "%s", L->job_dir);
+    snprintf(ka, sizeof(ka), "%lldms", (long long)c->ucx_keepalive_ms);
+    set_ucx_var(L, GENIE_LAUNCH_VAR_UCX_TLS, "UCX_TLS", c->ucx_tls);
+    set_ucx_var(L, GENIE_LAUNCH_VAR_UCX_KEEPALIVE, "UCX_KEEPALIVE_INTERVAL", ka);
+    /* UCX's shared-memory transports (posix, sysv) advertise peer error
+     * handling only when these are "y".  Genie's endpoints ask for
+     * UCP_ERR_HANDLING_MODE_PEER so that a lost executor is detected; without
+     * these, UCX silently leaves shared memory out of such endpoints and
+     * intra-node traffic goes over tcp. */
+    set_ucx_var(L, GENIE_LAUNCH_VAR_UCX_POSIX_EH, "UCX_POSIX_ERROR_HANDLING", "y");
+    set_ucx_var(L, GENIE_LAUNCH_VAR_UCX_SYSV_EH, "UCX_SYSV_ERROR_HANDLING", "y");
+}
+
+static int dry_run(genie_launch_t *L)
+{
+    genie_launch_argv_t a = {0};
+    genie_status_t      rc;
+
+    rc = L->use_srun ? genie_launch_srun_argv(L, &a) : genie_launch_mpirun_argv(L, &a);
+    if (rc != GENIE_OK) {
+        return GENIE_LAUNCH_EXIT_USAGE;
+    }
+    printf("# genie-launch --dry-run: nothing was created or started; the X's of the job "
+           "directory are filled in at launch\n");
+    for (int i = 0; i < GENIE_LAUNCH_N_VARS; i++) {
+        printf("export %s=", L->var[i].name);
+        genie_launch_shell_quote(stdout, L->var[i].value);
+        printf("%s\n", L->var[i].kept ? "   # already set in the environment; kept" : "");
+    }
+    for (size_t i = 0; i < a.n; i++) {
+        if (i > 0) {
+            putchar(' ');
+        }
+        genie_launch_shell_quote(stdout, a.v[i]);
+    }
+    putchar('\n');
+    if (L->use_srun) {
+        char path[PATH_MAX];
+
+        if (genie_launch_job_path(L, GENIE_LAUNCH_MULTIPROG_FILE, path) != GENIE_OK) {
+            genie_launch_argv_free(&a);
+            return GENIE_LAUNCH_EXIT_USAGE;
+        }
+        printf("# %s would hold:\n", path);
+        rc = genie_launch_srun_multiprog(L, stdout, "#   ");
+    }
+    genie_launch_argv_free(&a);
+    if (fflush(stdout) != 0 || rc != GENIE_OK) {
+        return GENIE_LAUNCH_EXIT_USAGE;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    genie_launch_t *L;
+    cli_t           cli;
+    const char     *config;
+    long            cpus;
+    int             code = GENIE_LAUNCH_EXIT_USAGE, r;
+
+    if (argc >= 2 && strcmp(argv[1], "--driver-shim") == 0) {
+        return genie_launch_shim_main(argc, argv);
+    }
+    r = parse_cli(argc, argv, &cli);
+    if (r <= 0) {
+        return r == 0 ? 0 : GENIE_LAUNCH_EXIT_USAGE;
+    }
+    /* ~70 KiB of paths and values: on the heap, not the stack. */
+    L = calloc(1, sizeof(*L));
+    if (L == NULL || genie_launch_config_init(&L->cfg) != GENIE_OK) {
+        genie_launch_err("out of memory");
+        free(L);
+        return GENIE_LAUNCH_EXIT_USAGE;
+    }
+    L->dry_run  = cli.dry_run;
+    L->verbose  = cli.verbose;
+    L->cmd      = argv + cli.cmd_index;
+    L->cmd_argc = argc - cli.cmd_index;
+
+    config = cli.config;
+    if (config == NULL && getenv("GENIE_CONFIG") != NULL && getenv("GENIE_CONFIG")[0] != '\0') {
+        config = getenv("GENIE_CONFIG");
+    }
+    if (cli.config != NULL && cli.config[0] == '\0') {
+        genie_launch_err("--config needs a file name, e.g. --config configs/genie.conf");
+        goto out;
+    }
+    if (apply_cli(&cli, &L->cfg) != GENIE_OK) {   /* checks the flags before the file is read */
+        goto out;
+    }
+    if (config != NULL &&
+        (genie_launch_config_load(&L->cfg, config) != GENIE_OK || apply_cli(&cli, &L->cfg) != GENIE_OK)) {
+        goto out;
+    }
+    if (resolve_phases(L, cli.phases) != GENIE_OK || resolve_programs(L, cli.no_srun) != GENIE_OK ||
+        genie_launch_job_template(L) != GENIE_OK) {
+        goto out;
+    }
+    cpus       = sysconf(_SC_NPROCESSORS_ONLN);
+    L->threads = L->cfg.threads;
+    if (L->threads == 0) {
+        L->threads = cpus > 0 ? cpus / (long)L->spec.total_slices : 1;
+        if (L->threads < 1) {
+            L->threads = 1;
+        }
+    }
+    genie_launch_fill_vars(L);
+
+    if (L->verbose) {
+        genie_launch_err("driver + %u executor%s (%s), backend %s, threads %lld per executor, via %s",
+                         (unsigned)L->spec.total_slices, L->spec.total_slices == 1 ? "" : "s",
+                         L->phases, L->cfg.backend, (long long)L->threads,
+                         L->use_srun ? "srun" : "mpirun");
+    }
+    code = L->dry_run ? dry_run(L) : genie_launch_run(L);
+out:
+    genie_launch_config_fini(&L->cfg);
+    free(L);
+    return code;
+}

@@ -1,0 +1,399 @@
+/*
+ * genie-launch's libconfig file (format and every key: configs/genie.conf).
+ *
+ * The file is read whole by libconfig, then every setting is looked at by
+ * name: an unknown key, a value of the wrong type or outside its range is
+ * refused with the file, the line and the key, so that a typo never silently
+ * falls back to a default.  Values given here are overridden by command-line
+ * flags (launch.c applies those after loading).  Builds without libconfig
+ * refuse any config file instead of ignoring it.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#ifdef GENIE_LAUNCH_HAVE_LIBCONFIG
+#include <libconfig.h>
+#endif
+
+#include "genie/phase_spec.h"
+#include "launch.h"
+#include "launch_config.h"
+
+genie_status_t genie_launch_config_set(char **field_p, const char *value)
+{
+    char *copy = strdup(value);
+
+    if (copy == NULL) {
+        genie_launch_err("out of memory reading the settings");
+        return GENIE_ERR_NOMEM;
+    }
+    free(*field_p);
+    *field_p = copy;
+    return GENIE_OK;
+}
+
+genie_status_t genie_launch_config_init(genie_launch_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->threads           = 0;
+    cfg->arena_mb          = GENIE_LAUNCH_DEFAULT_ARENA_MB;
+    cfg->request_timeout_s = 0.0;
+    cfg->ucx_keepalive_ms  = GENIE_LAUNCH_DEFAULT_KEEPALIVE_MS;
+    if (genie_launch_config_set(&cfg->backend, GENIE_LAUNCH_DEFAULT_BACKEND) != GENIE_OK ||
+        genie_launch_config_set(&cfg->kv_mode, GENIE_LAUNCH_DEFAULT_KV_MODE) != GENIE_OK ||
+        genie_launch_config_set(&cfg->ucx_tls, GENIE_LAUNCH_DEFAULT_TLS) != GENIE_OK) {
+        genie_launch_config_fini(cfg);
+        return GENIE_ERR_NOMEM;
+    }
+    return GENIE_OK;
+}
+
+void genie_launch_config_fini(genie_launch_config_t *cfg)
+{
+    free(cfg->phases);
+    free(cfg->backend);
+    free(cfg->kv_mode);
+    free(cfg->ucx_tls);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+int genie_launch_backend_ok(const char *v)
+{
+    return strcmp(v, "cpu") == 0 || strcmp(v, "cuda") == 0 || strcmp(v, "auto") == 0;
+}
+
+int genie_launch_kv_mode_ok(const char *v)
+{
+    return strcmp(v, "colocated") == 0 || strcmp(v, "blind") == 0;
+}
+
+int genie_launch_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *value_p)
+{
+    int64_t v = 0;
+
+    if (s == NULL || s[0] == '\0') {
+        return 0;
+    }
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9') {
+            return 0;
+        }
+        v = v * 10 + (*p - '0');
+        if (v > hi) {   /* stops before any overflow: hi is far below INT64_MAX / 10 */
+            return 0;
+        }
+    }
+    if (v < lo) {
+        return 0;
+    }
+    *value_p = v;
+    return 1;
+}
+
+#ifndef GENIE_LAUNCH_HAVE_LIBCONFIG
+
+genie_status_t genie_launch_config_load(genie_launch_config_t *cfg, const char *path)
+{
+    (void)cfg;
+    genie_launch_err("%s: this genie-launch was built without libconfig, so it cannot read "
+                     "config files; install libconfig-dev and rebuild, or drop --config/GENIE_CONFIG",
+                     path);
+    return GENIE_ERR_UNSUPPORTED;
+}
+
+#else
+
+/* UCX transport names: letters, digits, '_' and '-', joined by ',' with an
+ * optional '^' (negation) in front, as in "self,posix,cma,tcp" or "^ud". */
+static int tls_ok(const char *v, char *bad_p)
+{
+    size_t n = strlen(v);
+
+    if (n == 0 || n > GENIE_LAUNCH_MAX_TLS_LEN) {
+        *bad_p = '\0';
+        return 0;
+    }
+    for (const char *p = v; *p != '\0'; p++) {
+        char c = *p;
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == ',' || c == '^' || c == ':')) {
+            *bad_p = c;
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static const char *type_name(int type)
+{
+    switch (type) {
+    case CONFIG_TYPE_GROUP:  return "a group";
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:  return "an integer";
+    case CONFIG_TYPE_FLOAT:  return "a float";
+    case CONFIG_TYPE_STRING: return "a string";
+    case CONFIG_TYPE_BOOL:   return "a boolean";
+    case CONFIG_TYPE_ARRAY:  return "an array";
+    case CONFIG_TYPE_LIST:   return "a list";
+    default:                 return "something else";
+    }
+}
+
+/* The context every message about one setting starts with. */
+typedef struct where {
+    const char *file;
+    int         line;
+    const char *key;   /* "threads", "ucx.tls", ... */
+} where_t;
+
+static where_t where_of(const char *path, const config_setting_t *s, const char *key)
+{
+    where_t w;
+    const char *f = config_setting_source_file(s);
+
+    w.file = f != NULL ? f : path;
+    w.line = (int)config_setting_source_line(s);
+    w.key  = key;
+    return w;
+}
+
+static genie_status_t wrong_type(const where_t *w, const config_setting_t *s, const char *want,
+                                 const char *example)
+{
+    genie_launch_err("%s:%d: %s must be %s (e.g. %s), not %s", w->file, w->line, w->key, want,
+                     example, type_name(config_setting_type(s)));
+    return GENIE_ERR_INVALID;
+}
+
+static genie_status_t get_string(const where_t *w, const config_setting_t *s, const char *example,
+                                 const char **value_p)
+{
+    const char *v = NULL;
+
+    if (config_setting_type(s) != CONFIG_TYPE_STRING ||
+        (v = config_setting_get_string(s)) == NULL) {
+        return wrong_type(w, s, "a string", example);
+    }
+    *value_p = v;
+    return GENIE_OK;
+}
+
+static genie_status_t get_int(const where_t *w, const config_setting_t *s, int64_t lo, int64_t hi,
+                              const char *example, int64_t *value_p)
+{
+    long long v;
+
+    if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
+        return wrong_type(w, s, "an integer", example);
+    }
+    v = config_setting_get_int64(s);
+    if (v < lo || v > hi) {
+        genie_launch_err("%s:%d: %s = %lld is out of range; give %lld..%lld (e.g. %s)", w->file,
+                         w->line, w->key, v, (long long)lo, (long long)hi, example);
+        return GENIE_ERR_INVALID;
+    }
+    *value_p = (int64_t)v;
+    return GENIE_OK;
+}
+
+static genie_status_t load_phases(genie_launch_config_t *cfg, const where_t *w,
+                                  const config_setting_t *s)
+{
+    genie_phase_spec_t spec;
+    const char        *v = NULL;
+    char               err[512];
+
+    if (get_string(w, s, "phases = \"prefill:1,decode:1\";", &v) != GENIE_OK) {
+        return GENIE_ERR_INVALID;
+    }
+    if (v[0] == '\0') {
+        genie_launch_err("%s:%d: phases is empty; write NAME:N[,NAME:N...], e.g. "
+                         "phases = \"prefill:1,decode:1\";", w->file, w->line);
+        return GENIE_ERR_INVALID;
+    }
+    if (genie_phase_spec_parse(v, NULL, &spec, err, sizeof(err)) != GENIE_OK) {
+        const char *msg = strncmp(err, "genie: ", 7) == 0 ? err + 7 : err;
+
+        genie_launch_err("%s:%d: phases: %s", w->file, w->line, msg);
+        return GENIE_ERR_INVALID;
+    }
+    return genie_launch_config_set(&cfg->phases, v);
+}
+
+static genie_status_t load_ucx(genie_launch_config_t *cfg, const char *path,
+                               const config_setting_t *group)
+{
+    where_t gw = where_of(path, group, "ucx");
+
+    if (config_setting_type(group) != CONFIG_TYPE_GROUP) {
+        return wrong_type(&gw, group, "a group", "ucx = { tls = \"self,posix,cma,tcp\"; }");
+    }
+    for (int i = 0; i < config_setting_length(group); i++) {
+        config_setting_t *s    = config_setting_get_elem(group, (unsigned)i);
+        const char       *name = config_setting_name(s);
+        where_t           w;
+
+        if (name == NULL) {
+            continue;   /* groups hold only named settings; defensive */
+        }
+        if (strcmp(name, "tls") == 0) {
+            const char *v = NULL;
+            char        bad;
+
+            w = where_of(path, s, "ucx.tls");
+            if (get_string(&w, s, "tls = \"self,posix,cma,tcp\";", &v) != GENIE_OK) {
+                return GENIE_ERR_INVALID;
+            }
+            if (!tls_ok(v, &bad)) {
+                if (bad == '\0') {
+                    genie_launch_err("%s:%d: ucx.tls must be 1..%d bytes; give a comma-separated "
+                                     "list of UCX transports, e.g. tls = \"self,posix,cma,tcp\";",
+                                     w.file, w.line, GENIE_LAUNCH_MAX_TLS_LEN);
+                } else {
+                    genie_launch_err("%s:%d: ucx.tls has a bad character '%c'; give a "
+                                     "comma-separated list of UCX transports, e.g. "
+                                     "tls = \"self,posix,cma,tcp\";", w.file, w.line, bad);
+                }
+                return GENIE_ERR_INVALID;
+            }
+            if (genie_launch_config_set(&cfg->ucx_tls, v) != GENIE_OK) {
+                return GENIE_ERR_NOMEM;
+            }
+        } else if (strcmp(name, "keepalive_ms") == 0) {
+            w = where_of(path, s, "ucx.keepalive_ms");
+            if (get_int(&w, s, 1, GENIE_LAUNCH_MAX_KEEPALIVE_MS, "keepalive_ms = 1000;",
+                        &cfg->ucx_keepalive_ms) != GENIE_OK) {
+                return GENIE_ERR_INVALID;
+            }
+        } else {
+            w = where_of(path, s, name);
+            genie_launch_err("%s:%d: unknown key 'ucx.%s'; the ucx group knows tls, keepalive_ms",
+                             w.file, w.line, name);
+            return GENIE_ERR_INVALID;
+        }
+    }
+    return GENIE_OK;
+}
+
+/* One top-level setting. */
+static genie_status_t load_setting(genie_launch_config_t *cfg, const char *path,
+                                   const config_setting_t *s)
+{
+    const char *name = config_setting_name(s);
+    where_t     w    = where_of(path, s, name);
+    const char *v = NULL;
+
+    if (strcmp(name, "phases") == 0) {
+        return load_phases(cfg, &w, s);
+    }
+    if (strcmp(name, "backend") == 0) {
+        if (get_string(&w, s, "backend = \"auto\";", &v) != GENIE_OK) {
+            return GENIE_ERR_INVALID;
+        }
+        if (!genie_launch_backend_ok(v)) {
+            genie_launch_err("%s:%d: backend '%s' is not one of cpu, cuda, auto", w.file, w.line, v);
+            return GENIE_ERR_INVALID;
+        }
+        return genie_launch_config_set(&cfg->backend, v);
+    }
+    if (strcmp(name, "kv_mode") == 0) {
+        if (get_string(&w, s, "kv_mode = \"colocated\";", &v) != GENIE_OK) {
+            return GENIE_ERR_INVALID;
+        }
+        if (!genie_launch_kv_mode_ok(v)) {
+            genie_launch_err("%s:%d: kv_mode '%s' is not one of colocated, blind", w.file, w.line, v);
+            return GENIE_ERR_INVALID;
+        }
+        return genie_launch_config_set(&cfg->kv_mode, v);
+    }
+    if (strcmp(name, "threads") == 0) {
+        return get_int(&w, s, 0, GENIE_LAUNCH_MAX_THREADS, "threads = 4; or 0 for automatic",
+                       &cfg->threads);
+    }
+    if (strcmp(name, "arena_mb") == 0) {
+        return get_int(&w, s, 1, GENIE_LAUNCH_MAX_ARENA_MB, "arena_mb = 1024;", &cfg->arena_mb);
+    }
+    if (strcmp(name, "request_timeout_s") == 0) {
+        double t;
+
+        /* A whole number is accepted too: "request_timeout_s = 30;" is what
+         * people write, and libconfig reads it as an integer. */
+        if (config_setting_type(s) == CONFIG_TYPE_FLOAT) {
+            t = config_setting_get_float(s);
+        } else if (config_setting_type(s) == CONFIG_TYPE_INT ||
+                   config_setting_type(s) == CONFIG_TYPE_INT64) {
+            t = (double)config_setting_get_int64(s);
+        } else {
+            return wrong_type(&w, s, "a number of seconds", "request_timeout_s = 30.0;");
+        }
+        if (!isfinite(t) || t < 0.0 || t > GENIE_LAUNCH_MAX_TIMEOUT_S) {
+            genie_launch_err("%s:%d: request_timeout_s = %g is out of range; give 0 (no timeout) "
+                             "to %g seconds", w.file, w.line, t, GENIE_LAUNCH_MAX_TIMEOUT_S);
+            return GENIE_ERR_INVALID;
+        }
+        cfg->request_timeout_s = t;
+        return GENIE_OK;
+    }
+    if (strcmp(name, "ucx") == 0) {
+        return load_ucx(cfg, path, s);
+    }
+    genie_launch_err("%s:%d: unknown key '%s'; known keys: phases, backend, threads, kv_mode, "
+                     "arena_mb, request_timeout_s, ucx (see configs/genie.conf)",
+                     w.file, w.line, name);
+    return GENIE_ERR_INVALID;
+}
+
+genie_status_t genie_launch_config_load(genie_launch_config_t *cfg, const char *path)
+{
+    config_t          lc;
+    config_setting_t *root;
+    struct stat       st;
+    FILE             *f;
+    genie_status_t    rc = GENIE_OK;
+
+    /* Opened here rather than by config_read_file so that a missing or
+     * unreadable file is reported with its errno, not as a parse error. */
+    f = fopen(path, "r");
+    if (f == NULL) {
+        genie_launch_err("%s: cannot open the config file: %s", path, strerror(errno));
+        return GENIE_ERR_IO;
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        genie_launch_err("%s: the config file is not a regular file", path);
+        fclose(f);
+        return GENIE_ERR_IO;
+    }
+    config_init(&lc);
+    if (config_read(&lc, f) != CONFIG_TRUE) {
+        const char *file = config_error_file(&lc);
+        const char *text = config_error_text(&lc);
+
+        genie_launch_err("%s:%d: %s", file != NULL ? file : path, config_error_line(&lc),
+                         text != NULL ? text : "cannot parse the file");
+        rc = GENIE_ERR_INVALID;
+        goto out;
+    }
+    root = config_root_setting(&lc);
+    for (int i = 0; root != NULL && i < config_setting_length(root); i++) {
+        config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+
+        if (config_setting_name(s) == NULL) {
+            continue;
+        }
+        rc = load_setting(cfg, path, s);
+        if (rc != GENIE_OK) {
+            goto out;
+        }
+    }
+out:
+    config_destroy(&lc);
+    fclose(f);
+    return rc;
+}
+
+#endif
