@@ -4,12 +4,11 @@
  * and the wait for it.
  *
  * Signals are handled synchronously: SIGINT, SIGTERM, SIGHUP and SIGCHLD are
- * blocked before the job directory exists and taken with sigtimedwait in
- * the wait loop, so no signal can arrive at a moment where the directory
+ * blocked before the job directory exists and read from a signalfd in the
+ * wait loop, so no signal can arrive at a moment where the directory
  * would be left behind, and no async handler is needed.  The runner gets
- * its own process group so that the whole job (mpirun, its ranks, their
- * children) can be terminated with one kill(-pgid) and so that Ctrl-C
- * reaches it through us, once, rather than through the terminal.
+ * its own process group so that a Ctrl-C at the terminal reaches us alone,
+ * and we decide where it goes (wait_runner).
  *
  * The job ends when the runner exits.  The driver's end is the job's end:
  * when the driver's status file appears, the executors get
@@ -22,14 +21,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/random.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -197,9 +199,10 @@ static genie_status_t write_multiprog(genie_launch_t *L)
 }
 
 /* Start argv[0] in a new process group with the caller's original signal
- * mask.  An exec failure comes back through a close-on-exec pipe, so that it
- * is reported here, as one line, instead of as an odd exit status. */
-static genie_status_t spawn(char *const *argv, const sigset_t *mask, pid_t *pid_p)
+ * mask, and stdin_fd as its stdin if >= 0.  An exec failure comes back
+ * through a close-on-exec pipe, so that it is reported here, as one line,
+ * instead of as an odd exit status. */
+static genie_status_t spawn(char *const *argv, const sigset_t *mask, int stdin_fd, pid_t *pid_p)
 {
     int   pfd[2], err = 0;
     pid_t pid;
@@ -219,6 +222,13 @@ static genie_status_t spawn(char *const *argv, const sigset_t *mask, pid_t *pid_
         close(pfd[0]);
         setpgid(0, 0);
         sigprocmask(SIG_SETMASK, mask, NULL);
+        if (stdin_fd >= 0 && dup2(stdin_fd, STDIN_FILENO) < 0) {
+            err = errno;
+            if (write(pfd[1], &err, sizeof(err)) < 0) {
+                /* nothing left to tell it with */
+            }
+            _exit(127);
+        }
         execv(argv[0], argv);
         err = errno;
         if (write(pfd[1], &err, sizeof(err)) < 0) {
@@ -284,7 +294,58 @@ static int open_driver(const char *status_path)
     return pfd;
 }
 
-/* Wait for the runner and return its wait status.
+/* Terminal input for the driver.  The runner is in a background process
+ * group, and Open MPI's mpirun does not read a terminal it is not in the
+ * foreground of, so a driver reading stdin (input(), pdb) would wait
+ * forever.  When our stdin is a terminal, the runner gets a pipe instead and
+ * we copy what the terminal delivers into it; mpirun passes it on to rank 0.
+ * Only while we are in the terminal's foreground: reading it from the
+ * background would stop us with SIGTTIN. */
+typedef struct relay {
+    int    out;              /* pipe to the runner's stdin, non-blocking; -1: off */
+    char   buf[4096];
+    size_t len;              /* bytes in buf not yet written */
+} relay_t;
+
+static void relay_close(relay_t *r)
+{
+    if (r->out >= 0) {
+        close(r->out);
+        r->out = -1;
+    }
+}
+
+static int relay_wants_input(const relay_t *r)
+{
+    return r->out >= 0 && r->len == 0 && tcgetpgrp(STDIN_FILENO) == getpgrp();
+}
+
+static void relay_input(relay_t *r)
+{
+    ssize_t n = read(STDIN_FILENO, r->buf, sizeof(r->buf));
+
+    if (n > 0) {
+        r->len = (size_t)n;
+    } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+        relay_close(r);   /* end of input (Ctrl-D) or a hung-up terminal: EOF for the driver */
+    }
+}
+
+static void relay_output(relay_t *r)
+{
+    ssize_t n = write(r->out, r->buf, r->len);
+
+    if (n > 0) {
+        memmove(r->buf, r->buf + n, r->len - (size_t)n);
+        r->len -= (size_t)n;
+    } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+        relay_close(r);   /* the runner has stopped reading (EPIPE) */
+        r->len = 0;
+    }
+}
+
+/* Wait for the runner and return its wait status.  Signals arrive through
+ * sfd (a signalfd for the blocked set), terminal input through r.
  *
  * Stopping, in order:
  *  - a first SIGINT/SIGTERM/SIGHUP goes to the driver (through the shim),
@@ -298,17 +359,19 @@ static int open_driver(const char *status_path)
  *  - GENIE_LAUNCH_KILL_AFTER_S after a signal, or GENIE_LAUNCH_DRIVER_GRACE_S
  *    after the driver has exited, the runner's group gets SIGTERM, and
  *    GENIE_LAUNCH_KILL_AFTER_S later SIGKILL. */
-static int wait_runner(pid_t pid, const sigset_t *set, const char *status_path)
+static int wait_runner(pid_t pid, int sfd, relay_t *r, const char *status_path)
 {
-    double          term_at = 0, kill_at = 0;
-    int             driver_done = 0, termed = 0, signals = 0, wstatus = 0, driver = -1;
-    int             term_for_driver = 0;
-    struct timespec tick = {0, 100 * 1000 * 1000};
+    double term_at = 0, kill_at = 0;
+    int    driver_done = 0, termed = 0, signals = 0, wstatus = 0, driver = -1;
+    int    term_for_driver = 0;
 
     for (;;) {
-        siginfo_t info;
-        double    t;
-        int       sig;
+        struct signalfd_siginfo ssi;
+        struct pollfd           pfd[3];
+        siginfo_t               info;
+        nfds_t                  n = 0;
+        int                     in_at = -1, out_at = -1;
+        double                  t;
 
         /* WNOWAIT: the runner stays a zombie, so its pid (our process
          * group's id) cannot be reused before the group is killed below. */
@@ -319,6 +382,7 @@ static int wait_runner(pid_t pid, const sigset_t *set, const char *status_path)
         t = now_s();
         if (!driver_done && access(status_path, F_OK) == 0) {
             driver_done = 1;
+            relay_close(r);
             if (term_at == 0 || t + GENIE_LAUNCH_DRIVER_GRACE_S < term_at) {
                 term_at         = t + GENIE_LAUNCH_DRIVER_GRACE_S;
                 term_for_driver = signals == 0;
@@ -342,28 +406,57 @@ static int wait_runner(pid_t pid, const sigset_t *set, const char *status_path)
             kill(-pid, SIGKILL);
             kill_at = t + GENIE_LAUNCH_KILL_AFTER_S;   /* again later, should it linger */
         }
-        sig = sigtimedwait(set, &info, &tick);
-        if (sig != SIGINT && sig != SIGTERM && sig != SIGHUP) {
+
+        /* 100 ms at most: the status file and the deadlines are polled. */
+        pfd[n].fd     = sfd;
+        pfd[n].events = POLLIN;
+        n++;
+        if (relay_wants_input(r)) {
+            in_at         = (int)n;
+            pfd[n].fd     = STDIN_FILENO;
+            pfd[n].events = POLLIN;
+            n++;
+        }
+        if (r->out >= 0 && r->len > 0) {
+            out_at        = (int)n;
+            pfd[n].fd     = r->out;
+            pfd[n].events = POLLOUT;
+            n++;
+        }
+        if (poll(pfd, n, 100) <= 0) {
             continue;
         }
-        t = now_s();
-        signals++;
-        if (signals == 1 && driver >= 0 && !driver_done &&
-            pidfd_send_signal(driver, sig, NULL, 0) == 0) {
-            if (term_at == 0 || t + GENIE_LAUNCH_KILL_AFTER_S < term_at) {
-                term_at         = t + GENIE_LAUNCH_KILL_AFTER_S;
-                term_for_driver = 0;
+        if (in_at >= 0 && pfd[in_at].revents != 0) {
+            relay_input(r);
+        }
+        if (out_at >= 0 && pfd[out_at].revents != 0) {
+            relay_output(r);
+        }
+        while (read(sfd, &ssi, sizeof(ssi)) == (ssize_t)sizeof(ssi)) {
+            int sig = (int)ssi.ssi_signo;
+
+            if (sig != SIGINT && sig != SIGTERM && sig != SIGHUP) {
+                continue;   /* SIGCHLD: the runner is checked at the top */
             }
-            continue;
-        }
-        if (sig == SIGINT) {
-            kill(pid, SIGINT);
-        } else {
-            kill(-pid, SIGTERM);
-            termed = 1;
-        }
-        if (kill_at == 0) {
-            kill_at = t + GENIE_LAUNCH_KILL_AFTER_S;
+            t = now_s();
+            signals++;
+            if (signals == 1 && driver >= 0 && !driver_done &&
+                pidfd_send_signal(driver, sig, NULL, 0) == 0) {
+                if (term_at == 0 || t + GENIE_LAUNCH_KILL_AFTER_S < term_at) {
+                    term_at         = t + GENIE_LAUNCH_KILL_AFTER_S;
+                    term_for_driver = 0;
+                }
+                continue;
+            }
+            if (sig == SIGINT) {
+                kill(pid, SIGINT);
+            } else {
+                kill(-pid, SIGTERM);
+                termed = 1;
+            }
+            if (kill_at == 0) {
+                kill_at = t + GENIE_LAUNCH_KILL_AFTER_S;
+            }
         }
     }
     if (driver >= 0) {
@@ -405,18 +498,29 @@ static int read_status(const char *path)
 int genie_launch_run(genie_launch_t *L)
 {
     genie_launch_argv_t argv = {0};
-    sigset_t            set, old;
+    sigset_t            set, block, old;
     char                status_path[PATH_MAX];
     const char         *runner = L->use_srun ? "srun" : "mpirun";
+    relay_t             relay = {.out = -1};
     pid_t               pid;
-    int                 wstatus, code, rc, created = 0;
+    int                 wstatus, code, rc, created = 0, sfd = -1, pipe_fd[2] = {-1, -1};
 
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &set, &old);
+    /* SIGPIPE too, without waiting for it: a write to the relay pipe after
+     * the runner has gone then fails with EPIPE instead of killing us. */
+    block = set;
+    sigaddset(&block, SIGPIPE);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sfd < 0) {
+        genie_launch_err("cannot watch for signals: signalfd: %s", strerror(errno));
+        code = GENIE_LAUNCH_EXIT_USAGE;
+        goto out;
+    }
 
     if (make_job_dir(L, &created) != GENIE_OK) {
         code = GENIE_LAUNCH_EXIT_USAGE;
@@ -436,12 +540,25 @@ int genie_launch_run(genie_launch_t *L)
     } else {
         rc = genie_launch_mpirun_argv(L, &argv);
     }
-    if (rc != GENIE_OK || spawn(argv.v, &old, &pid) != GENIE_OK) {
+    if (rc == GENIE_OK && isatty(STDIN_FILENO)) {
+        if (pipe2(pipe_fd, O_CLOEXEC) != 0 ||
+            fcntl(pipe_fd[1], F_SETFL, fcntl(pipe_fd[1], F_GETFL) | O_NONBLOCK) != 0) {
+            genie_launch_err("cannot make the stdin pipe: %s", strerror(errno));
+            rc = GENIE_ERR_IO;
+        }
+    }
+    if (rc != GENIE_OK || spawn(argv.v, &old, pipe_fd[0], &pid) != GENIE_OK) {
         code = GENIE_LAUNCH_EXIT_USAGE;
         goto out;
     }
+    if (pipe_fd[0] >= 0) {
+        close(pipe_fd[0]);
+        pipe_fd[0] = -1;
+        relay.out  = pipe_fd[1];
+        pipe_fd[1] = -1;
+    }
 
-    wstatus = wait_runner(pid, &set, status_path);
+    wstatus = wait_runner(pid, sfd, &relay, status_path);
     code    = read_status(status_path);
     if (code < 0) {
         int rs = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus)
@@ -451,6 +568,15 @@ int genie_launch_run(genie_launch_t *L)
         code = rs != 0 ? rs : 1;
     }
 out:
+    relay_close(&relay);
+    for (int i = 0; i < 2; i++) {
+        if (pipe_fd[i] >= 0) {
+            close(pipe_fd[i]);
+        }
+    }
+    if (sfd >= 0) {
+        close(sfd);
+    }
     genie_launch_argv_free(&argv);
     if (created) {
         remove_job_dir(L->job_dir);

@@ -171,10 +171,12 @@ int genie_launch_shim_main(int argc, char **argv)
     /* Whatever the command left running in the background (a shell's
      * "cmd &", a worker process) would outlive the job, since mpirun only
      * watches the shim.  Open MPI starts every rank in a process group of its
-     * own, so when we lead ours it holds just the command's leftovers and us;
-     * SIGTERM is blocked here, so it ends only them.  Run by hand, the shim
-     * is in the caller's group and leaves it alone. */
-    if (getpgrp() == getpid()) {
+     * own, so when we are a launched rank leading our group, the group holds
+     * just the command's leftovers and us; SIGTERM is blocked here, so it
+     * ends only them.  Run any other way (by hand, where a shell may have
+     * put a whole pipeline in our group), the shim leaves the group alone. */
+    if (getpgrp() == getpid() &&
+        (getenv("OMPI_COMM_WORLD_RANK") != NULL || getenv("SLURM_PROCID") != NULL)) {
         kill(0, SIGTERM);
     }
 out:
