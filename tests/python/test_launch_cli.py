@@ -1,0 +1,417 @@
+"""genie-launch: command line, config file, --dry-run, --driver-shim, and
+real runs through Open MPI.
+
+Every refusal must be exactly one stderr line starting "genie-launch: ",
+exit status 2, and nothing created.  The binary is build/bin/genie-launch;
+the real runs also need build/bin/genie-executor and mpirun.
+"""
+import os
+import random
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCH = ROOT / "build" / "bin" / "genie-launch"
+EXECUTOR = ROOT / "build" / "bin" / "genie-executor"
+CONF = ROOT / "configs" / "genie.conf"
+
+pytestmark = pytest.mark.skipif(
+    not LAUNCH.exists(), reason="build/bin/genie-launch is not built (cmake --build build)")
+
+needs_executor = pytest.mark.skipif(
+    not EXECUTOR.exists() or shutil.which("mpirun") is None,
+    reason="real runs need build/bin/genie-executor and Open MPI's mpirun")
+
+
+@pytest.fixture
+def env(tmp_path):
+    """An environment independent of the machine: a private TMPDIR, a stand-in
+    executor and mpirun (only --dry-run and refusals use it), no Slurm, no
+    UCX_* or GENIE_* variables from the caller."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    fake = tmp_path / "fakebin"
+    fake.mkdir()
+    for name in ("mpirun", "srun", "genie-executor"):
+        p = fake / name
+        p.write_text("#!/bin/sh\nexit 99\n")
+        p.chmod(0o755)
+    e = {k: v for k, v in os.environ.items()
+         if not k.startswith(("GENIE_", "UCX_", "SLURM_"))}
+    e.update(TMPDIR=str(tmp), GENIE_EXECUTOR=str(fake / "genie-executor"),
+             GENIE_MPIRUN=str(fake / "mpirun"))
+    e["PATH"] = "/usr/bin:/bin"
+    return e
+
+
+def run(args, env, timeout=60, **kw):
+    return subprocess.run([str(LAUNCH)] + list(args), env=env, capture_output=True,
+                          timeout=timeout, **kw)
+
+
+def assert_refused(p, needle=None):
+    """Exit 2, nothing on stdout, exactly one stderr line "genie-launch: ..."."""
+    err = p.stderr
+    assert p.returncode == 2, (p.returncode, err)
+    assert p.stdout == b"", p.stdout
+    assert err.startswith(b"genie-launch: ") and err.count(b"\n") == 1 and err.endswith(b"\n"), err
+    if needle is not None:
+        assert needle in err.decode(), err
+    return err.decode()
+
+
+def assert_nothing_created(env):
+    assert os.listdir(env["TMPDIR"]) == []
+
+
+def dry_run(args, env):
+    p = run(list(args[:-1]) + ["--dry-run", "--"] + list(args[-1]), env)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == b""
+    out = p.stdout.decode()
+    exports = {}
+    cmd = None
+    for line in out.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export "):].partition("=")
+            exports[name] = shlex.split(value, comments=True)[0]
+        elif line and not line.startswith("#"):
+            assert cmd is None, "one command line"
+            cmd = shlex.split(line)
+    assert_nothing_created(env)
+    return exports, cmd, out
+
+
+# --- refusals ---------------------------------------------------------------
+
+@pytest.mark.parametrize("spec, needle", [
+    ("prefill:0", "phase 'prefill' has 0 slices"),
+    ("foo", "phase 'foo' has no slice count"),
+    ("prefill:2,prefill:1", "phase 'prefill' appears more than once"),
+    ("", "empty --phases spec"),
+    ("prefill:8,", "ends with a comma"),
+    ("Prefill:1", "bad character 'P'"),
+])
+def test_bad_spec(env, spec, needle):
+    assert_refused(run(["--phases", spec, "--", "true"], env), needle)
+    assert_nothing_created(env)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--phases", "prefill:1", "--bogus", "--", "true"], "unknown option '--bogus'"),
+    (["--phases", "prefill:1", "true"], "'true' is not an option; put the command after --"),
+    (["--phases", "prefill:1"], "no command given"),
+    (["--phases", "prefill:1", "--"], "no command after --"),
+    (["--phases", "prefill:1", "--", ""], "empty string"),
+    (["--phases"], "--phases needs a value"),
+    (["--phases", "--", "true"], "--phases needs a value"),
+    (["--", "true"], "no phase spec"),
+    (["--phases", "prefill:1", "--threads", "-3", "--", "true"], "--threads '-3'"),
+    (["--phases", "prefill:1", "--threads", "4097", "--", "true"], "0..4096"),
+    (["--phases", "prefill:1", "--backend", "gpu", "--", "true"], "--backend 'gpu'"),
+    (["--phases", "prefill:1", "--kv-mode=foo", "--", "true"], "--kv-mode 'foo'"),
+    (["--phases", "prefill:1", "--config", "", "--", "true"], "--config needs a file name"),
+    (["--phases", "prefill:1", "--no-srun", "--driver-shim", "x", "--", "true"], "internal"),
+])
+def test_bad_command_line(env, args, needle):
+    assert_refused(run(args, env), needle)
+    assert_nothing_created(env)
+
+
+def test_missing_executor_and_mpirun(env, tmp_path):
+    e = dict(env, GENIE_EXECUTOR=str(tmp_path / "nope"))
+    assert_refused(run(["--phases", "prefill:1", "--", "true"], e), "GENIE_EXECUTOR=")
+    e = dict(env, GENIE_MPIRUN=str(tmp_path / "nope"))
+    assert_refused(run(["--phases", "prefill:1", "--", "true"], e), "GENIE_MPIRUN=")
+    e = dict(env, PATH=str(tmp_path))
+    del e["GENIE_MPIRUN"]
+    assert_refused(run(["--phases", "prefill:1", "--", "true"], e), "mpirun not found on PATH")
+    assert_nothing_created(env)
+
+
+def test_colon_argument_refused_for_mpirun(env):
+    assert_refused(run(["--phases", "prefill:1", "--dry-run", "--", "echo", ":"], env),
+                   "argument 2 of the command is ':'")
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("threads = 4;\nbackend = ;\n", ":2: syntax error"),
+    ("\n\nfoo = 1;\n", ":3: unknown key 'foo'"),
+    ("threads = \"4\";\n", ":1: threads must be an integer"),
+    ("kv_mode = \"foo\";\n", ":1: kv_mode 'foo' is not one of colocated, blind"),
+    ("kv_mode = 1;\n", ":1: kv_mode must be a string"),
+    ("threads = -3;\n", ":1: threads = -3 is out of range"),
+    ("arena_mb = 0;\n", ":1: arena_mb = 0 is out of range"),
+    ("backend = \"gpu\";\n", ":1: backend 'gpu' is not one of cpu, cuda, auto"),
+    ("request_timeout_s = -1.0;\n", ":1: request_timeout_s = -1 is out of range"),
+    ("request_timeout_s = \"1\";\n", ":1: request_timeout_s must be a number of seconds"),
+    ("phases = \"prefill:0\";\n", ":1: phases: phase 'prefill' has 0 slices"),
+    ("phases = \"\";\n", ":1: phases is empty"),
+    ("ucx = 3;\n", ":1: ucx must be a group"),
+    ("ucx = { tls = \"tcp\";\n  bogus = 1; };\n", ":2: unknown key 'ucx.bogus'"),
+    ("ucx = { tls = \"a b\"; };\n", ":1: ucx.tls has a bad character ' '"),
+    ("ucx = { keepalive_ms = 0; };\n", ":1: ucx.keepalive_ms = 0 is out of range"),
+])
+def test_bad_config(env, tmp_path, text, needle):
+    conf = tmp_path / "bad.conf"
+    conf.write_text(text)
+    msg = assert_refused(run(["--config", str(conf), "--phases", "prefill:1", "--", "true"], env))
+    assert msg.startswith(f"genie-launch: {conf}{needle}"), msg
+    # the same through $GENIE_CONFIG
+    e = dict(env, GENIE_CONFIG=str(conf))
+    assert assert_refused(run(["--phases", "prefill:1", "--", "true"], e)) == msg
+    assert_nothing_created(env)
+
+
+def test_unreadable_config(env, tmp_path):
+    assert_refused(run(["--config", str(tmp_path / "none.conf"), "--phases", "a:1", "--", "true"],
+                       env), "cannot open the config file")
+    assert_refused(run(["--config", str(tmp_path), "--phases", "a:1", "--", "true"], env),
+                   "not a regular file")
+
+
+# --- --dry-run --------------------------------------------------------------
+
+def test_dry_run_mpirun_line(env):
+    exports, cmd, out = dry_run(["--phases", "prefill:2,decode:1", ["python", "app.py", "it's"]],
+                                env)
+    assert exports["GENIE_PHASES"] == "prefill:2,decode:1"
+    assert exports["GENIE_BACKEND"] == "auto"
+    assert exports["GENIE_KV_MODE"] == "colocated"
+    assert exports["GENIE_ARENA_MB"] == "1024"
+    assert exports["GENIE_REQUEST_TIMEOUT_S"] == "0"
+    assert exports["GENIE_LAUNCHER"] == "genie-launch"
+    job = exports["GENIE_JOB_DIR"]
+    assert re.fullmatch(re.escape(env["TMPDIR"]) + r"/genie-\d+-XXXXXX", job), job
+    assert exports["GENIE_SECRET_FILE"] == job + "/secret"
+    assert exports["UCX_TLS"] == "self,posix,cma,tcp"
+    assert exports["UCX_KEEPALIVE_INTERVAL"] == "1000ms"
+    assert exports["UCX_POSIX_ERROR_HANDLING"] == "y"
+    assert exports["UCX_SYSV_ERROR_HANDLING"] == "y"
+    cpus = os.cpu_count()
+    assert exports["GENIE_THREADS"] == str(max(1, cpus // 3))
+
+    assert cmd[0] == env["GENIE_MPIRUN"]
+    for flag in ("--oversubscribe", "-q", "--enable-recovery"):
+        assert flag in cmd
+    assert cmd[cmd.index("--bind-to") + 1] == "none"
+    assert ("--allow-run-as-root" in cmd) == (os.geteuid() == 0)
+    exported = [cmd[i + 1] for i, a in enumerate(cmd) if a == "-x"]
+    assert sorted(exported) == sorted(exports)
+    i = cmd.index("-np")
+    assert cmd[i:i + 6] == ["-np", "1", str(LAUNCH), "--driver-shim", job + "/driver.status", "--"]
+    assert cmd[i + 6:] == ["python", "app.py", "it's", ":", "-np", "3", env["GENIE_EXECUTOR"]]
+
+
+def test_verbose_line(env):
+    p = run(["-v", "--phases", "prefill:2,decode:1", "--threads", "1", "--dry-run", "--", "true"],
+            env)
+    assert p.returncode == 0
+    assert p.stderr.decode() == ("genie-launch: driver + 3 executors (prefill:2,decode:1), backend "
+                                 "auto, threads 1 per executor, via mpirun\n")
+
+
+def test_cli_overrides_config(env, tmp_path):
+    conf = tmp_path / "a.conf"
+    conf.write_text('phases = "decode:2";\nthreads = 3;\nbackend = "cpu";\nkv_mode = "blind";\n'
+                    'arena_mb = 64;\nrequest_timeout_s = 30;\n'
+                    'ucx = { tls = "tcp"; keepalive_ms = 250; };\n')
+    exports, cmd, _ = dry_run(["--config", str(conf), ["true"]], env)
+    assert exports["GENIE_PHASES"] == "decode:2"
+    assert exports["GENIE_THREADS"] == "3"
+    assert exports["GENIE_BACKEND"] == "cpu"
+    assert exports["GENIE_KV_MODE"] == "blind"
+    assert exports["GENIE_ARENA_MB"] == "64"
+    assert exports["GENIE_REQUEST_TIMEOUT_S"] == "30"
+    assert exports["UCX_TLS"] == "tcp"
+    assert exports["UCX_KEEPALIVE_INTERVAL"] == "250ms"
+    assert cmd[-2:] == ["2", env["GENIE_EXECUTOR"]]
+    exports, _, _ = dry_run(["--config", str(conf), "--threads", "5", "--phases", "prefill:1",
+                             "--backend", "auto", "--kv-mode", "colocated", ["true"]], env)
+    assert exports["GENIE_THREADS"] == "5"
+    assert exports["GENIE_PHASES"] == "prefill:1"
+    assert exports["GENIE_BACKEND"] == "auto"
+    assert exports["GENIE_KV_MODE"] == "colocated"
+    # $GENIE_CONFIG is used without --config, and --config wins over it
+    exports, _, _ = dry_run([["true"]], dict(env, GENIE_CONFIG=str(conf)))
+    assert exports["GENIE_THREADS"] == "3"
+    other = tmp_path / "b.conf"
+    other.write_text('phases = "prefill:4";\n')
+    exports, _, _ = dry_run(["--config", str(other), ["true"]], dict(env, GENIE_CONFIG=str(conf)))
+    assert exports["GENIE_PHASES"] == "prefill:4"
+    assert exports["GENIE_THREADS"] == str(max(1, os.cpu_count() // 4))
+
+
+def test_shipped_config_is_the_defaults(env):
+    with_conf, _, _ = dry_run(["--config", str(CONF), "--phases", "prefill:1", ["true"]], env)
+    without, _, _ = dry_run(["--phases", "prefill:1", ["true"]], env)
+    for k in ("GENIE_JOB_DIR", "GENIE_SECRET_FILE"):   # the template holds our pid
+        with_conf.pop(k)
+        without.pop(k)
+    assert with_conf == without
+
+
+def test_user_ucx_variables_are_kept(env):
+    e = dict(env, UCX_TLS="tcp", UCX_POSIX_ERROR_HANDLING="n")
+    exports, _, out = dry_run(["--phases", "prefill:1", ["true"]], e)
+    assert exports["UCX_TLS"] == "tcp"
+    assert exports["UCX_POSIX_ERROR_HANDLING"] == "n"
+    assert "export UCX_TLS=tcp   # already set in the environment; kept" in out
+
+
+def test_dry_run_srun(env, tmp_path):
+    e = dict(env, SLURM_JOB_ID="42", PATH=str(tmp_path / "fakebin") + ":/usr/bin:/bin")
+    exports, cmd, out = dry_run(["--phases", "prefill:2,decode:1",
+                                 ["python", "app.py", "%t", "it's"]], e)
+    job = exports["GENIE_JOB_DIR"]
+    assert cmd == [str(tmp_path / "fakebin" / "srun"), "--mpi=pmix", "-n", "4",
+                   "--kill-on-bad-exit=0", "--export=ALL", "--multi-prog",
+                   job + "/multi-prog.conf"]
+    lines = [ln[len("#   "):] for ln in out.splitlines() if ln.startswith("#   ")]
+    assert lines[1] == (f"0 '{LAUNCH}' '--driver-shim' '{job}/driver.status' '--' 'python' "
+                        "'app.py' '%t' 'it'\\''s'")
+    assert lines[2] == f"1-3 '{e['GENIE_EXECUTOR']}'"
+    # --no-srun, or no srun on PATH: mpirun
+    _, cmd, _ = dry_run(["--no-srun", "--phases", "prefill:1", ["true"]], e)
+    assert cmd[0] == env["GENIE_MPIRUN"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _, cmd, _ = dry_run(["--phases", "prefill:1", ["true"]],
+                        dict(env, SLURM_JOB_ID="42", PATH=str(empty)))
+    assert cmd[0] == env["GENIE_MPIRUN"]
+
+
+def test_help(env):
+    p = run(["--help"], env)
+    assert p.returncode == 0 and b"--phases SPEC" in p.stdout and b"--driver-shim" in p.stdout
+
+
+# --- --driver-shim ------------------------------------------------------------
+
+def test_driver_shim_records_exit_code(env, tmp_path):
+    status = tmp_path / "driver.status"
+    p = run(["--driver-shim", str(status), "--", "sh", "-c", 'echo "$GENIE_ROLE"; exit 7'], env)
+    assert p.returncode == 7
+    assert p.stdout == b"driver\n"
+    assert status.read_text() == "7\n"
+    assert sorted(os.listdir(tmp_path)) == ["driver.status", "driver.status.pid", "fakebin", "tmp"]
+    pid, host = (tmp_path / "driver.status.pid").read_text().split()
+    assert int(pid) > 1 and host == os.uname().nodename
+
+
+def test_driver_shim_signal_and_missing_command(env, tmp_path):
+    status = tmp_path / "s"
+    p = run(["--driver-shim", str(status), "--", "sh", "-c", "kill -TERM $$"], env)
+    assert p.returncode == 128 + signal.SIGTERM
+    assert status.read_text() == f"{128 + signal.SIGTERM}\n"
+    p = run(["--driver-shim", str(status), "--", str(tmp_path / "nope")], env)
+    assert p.returncode == 127 and status.read_text() == "127\n"
+    assert p.stderr.startswith(b"genie-launch: cannot run ")
+
+
+def test_driver_shim_forwards_sigterm(env, tmp_path):
+    status = tmp_path / "s"
+    p = subprocess.Popen([str(LAUNCH), "--driver-shim", str(status), "--", "sh", "-c",
+                          'trap "exit 5" TERM; while :; do sleep 0.05; done'], env=env)
+    while not (tmp_path / "s.pid").exists():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=30) == 5
+    assert status.read_text() == "5\n"
+
+
+def test_driver_shim_usage(env, tmp_path):
+    assert_refused(run(["--driver-shim", str(tmp_path / "s"), "true"], env), "--driver-shim is internal")
+    assert not (tmp_path / "s").exists()
+
+
+# --- real runs ----------------------------------------------------------------
+
+@needs_executor
+def test_real_run_true(env):
+    e = dict(env)
+    del e["GENIE_EXECUTOR"], e["GENIE_MPIRUN"]
+    e["PATH"] = os.environ["PATH"]
+    p = run(["--phases", "prefill:1", "--", "/bin/true"], e, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert_nothing_created(env)
+
+
+@needs_executor
+def test_real_run_env_secret_and_exit_code(env):
+    e = dict(env)
+    del e["GENIE_EXECUTOR"], e["GENIE_MPIRUN"]
+    e["PATH"] = os.environ["PATH"]
+    script = ('echo "$GENIE_ROLE $GENIE_PHASES $GENIE_LAUNCHER $UCX_POSIX_ERROR_HANDLING"; '
+              'stat -c %a "$GENIE_JOB_DIR" "$GENIE_SECRET_FILE"; cat "$GENIE_SECRET_FILE"; exit 3')
+    p = run(["--phases", "prefill:1,decode:1", "--", "sh", "-c", script], e, timeout=120)
+    assert p.returncode == 3, p.stderr
+    out = p.stdout.decode().split("\n")
+    assert out[0] == "driver prefill:1,decode:1 genie-launch y"
+    assert out[1:3] == ["700", "600"]
+    assert re.fullmatch(r"[0-9a-f]{64}", out[3]), out[3]
+    assert_nothing_created(env)
+
+
+@needs_executor
+def test_real_run_sigterm_cleans_up(env):
+    e = dict(env)
+    del e["GENIE_EXECUTOR"], e["GENIE_MPIRUN"]
+    e["PATH"] = os.environ["PATH"]
+    p = subprocess.Popen([str(LAUNCH), "--phases", "prefill:1", "--", "sleep", "60"], env=e,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    tmp = Path(env["TMPDIR"])
+    deadline = time.time() + 60
+    while not list(tmp.glob("genie-*/driver.status.pid")) and time.time() < deadline:
+        time.sleep(0.1)
+    assert list(tmp.glob("genie-*")), "job directory never appeared"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=60) == 128 + signal.SIGTERM
+    assert_nothing_created(env)
+
+
+# --- fuzz-ish -----------------------------------------------------------------
+
+def _check_no_crash(p):
+    assert p.returncode in (0, 2), (p.returncode, p.stderr)
+    if p.returncode == 2:
+        assert p.stderr.startswith(b"genie-launch: ") and p.stderr.count(b"\n") == 1, p.stderr
+
+
+def test_fuzz_phases(env):
+    rng = random.Random(1234)
+    alphabet = b"abcpre_fil:,0123456789 -+\t"
+    for i in range(200):
+        n = rng.randint(1, 48)
+        if i % 2:
+            spec = bytes(rng.choice(alphabet) for _ in range(n))
+        else:
+            spec = bytes(rng.randint(1, 255) for _ in range(n))   # no NUL in argv
+        p = run([b"--phases", spec, b"--dry-run", b"--", b"true"], env, timeout=10)
+        _check_no_crash(p)
+    assert_nothing_created(env)
+
+
+def test_fuzz_config(env, tmp_path):
+    rng = random.Random(5678)
+    conf = tmp_path / "fuzz.conf"
+    pieces = [b"threads", b"phases", b"ucx", b"=", b";", b"{", b"}", b'"', b"1", b"-3", b"1.5",
+              b"\n", b" ", b"kv_mode", b"tls", b",", b"(", b")", b"[", b"]", b"0x", b"L", b"#"]
+    for i in range(200):
+        if i % 2:
+            data = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
+        else:
+            data = bytes(rng.randint(0, 255) for _ in range(rng.randint(1, 200)))
+        conf.write_bytes(data)
+        p = run(["--config", str(conf), "--phases", "prefill:1", "--dry-run", "--", "true"], env,
+                timeout=10)
+        _check_no_crash(p)
+    assert_nothing_created(env)
