@@ -195,6 +195,7 @@ class Runtime:
         self.cluster = None
         self.executor = None         # embedded: the _C.Executor (benchmarks time it alone)
         self.mode = None
+        self._warned_groups = set()  # phases already reported as placed outside their group
         self.backend = None
         self.threads = 0
         self.kv_mode = "colocated"
@@ -363,7 +364,15 @@ class Runtime:
             if name in self.groups:
                 return name, False
         # The embedded executor's one group serves every phase: no fallback.
-        return first, self.mode != "embedded"
+        if self.mode == "embedded":
+            return first, False
+        # A placement choice, not a local fallback, but it must not be silent:
+        # one line per phase, and the count in get_stats()["placement"].
+        if want not in self._warned_groups:
+            self._warned_groups.add(want)
+            print(f"genie: the phase spec has no '{want}' group; {phase} requests run on "
+                  f"'{first}' slices (counted in get_stats()['placement'])", file=sys.stderr)
+        return first, True
 
     def _served_group(self, phase):
         """The group the spec has for `phase`, or None."""
