@@ -440,6 +440,12 @@ static int wait_runner(pid_t pid, int sfd, relay_t *r, const char *status_path)
             }
             t = now_s();
             signals++;
+            /* The shim may have written its pid since the last poll: look
+             * again, or the signal would go to mpirun, whose teardown can
+             * kill the shim before it records the driver's status. */
+            if (signals == 1 && driver < 0 && !driver_done) {
+                driver = open_driver(status_path);
+            }
             if (signals == 1 && driver >= 0 && !driver_done &&
                 pidfd_send_signal(driver, sig, NULL, 0) == 0) {
                 if (term_at == 0 || t + GENIE_LAUNCH_KILL_AFTER_S < term_at) {

@@ -374,7 +374,8 @@ def test_real_run_sigterm_cleans_up(env):
         time.sleep(0.1)
     assert list(tmp.glob("genie-*")), "job directory never appeared"
     p.send_signal(signal.SIGTERM)
-    assert p.wait(timeout=60) == 128 + signal.SIGTERM
+    rc = p.wait(timeout=60)
+    assert rc == 128 + signal.SIGTERM, (rc, p.stderr.read().decode())
     assert_nothing_created(env)
 
 
