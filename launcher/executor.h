@@ -42,6 +42,7 @@ typedef struct genie_server {
     genie_reservation_t *resv;
     uint32_t             n_resv, cap_resv;
     int                  shutdown;
+    int                  skip_finalize;  /* SHUTDOWN said a rank was lost */
     /* counters reported by STATS */
     uint64_t             plan_cache_hits;
     uint64_t             kv_bytes_in, kv_bytes_out;

@@ -645,6 +645,7 @@ static genie_status_t dispatch(genie_server_t *srv, genie_ucx_msg_t *m)
         return 1;
     case GENIE_MSG_SHUTDOWN:
         srv->shutdown = 1;
+        srv->skip_finalize = m->hdr.aux != 0;
         return GENIE_OK;
     default:
         return genie_set_error(GENIE_ERR_INVALID, "executor: %s is not a request an executor serves",

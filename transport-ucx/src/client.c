@@ -121,12 +121,20 @@ void genie_client_close(genie_client_t *c, int keep_mpi)
     }
     /* SHUTDOWN to the living executors; all sent first, then collected, so
      * teardown takes one round trip however many ranks there are. */
+    /* A job that lost a rank cannot finalise reliably (MPI_Finalize's
+     * fence may wait for the dead rank): then nobody calls it, and the
+     * SHUTDOWN's aux = 1 tells the executors so. */
+    int lost = 0;
     {
         int32_t   size = genie_ucx_size(c->ucx);
         uint32_t *seqs = calloc((size_t)size, sizeof(*seqs));
+        for (int32_t r = 1; r < size; r++) {
+            lost |= genie_ucx_peer_status(c->ucx, r) != GENIE_OK;
+        }
         for (int32_t r = 1; seqs != NULL && r < size; r++) {
             if (genie_ucx_peer_status(c->ucx, r) == GENIE_OK) {
-                (void)genie_ucx_send(c->ucx, r, GENIE_MSG_SHUTDOWN, 0, NULL, 0, GENIE_UCX_COPY, &seqs[r]);
+                (void)genie_ucx_send(c->ucx, r, GENIE_MSG_SHUTDOWN, (uint64_t)lost, NULL, 0,
+                                     GENIE_UCX_COPY, &seqs[r]);
             }
         }
         for (int32_t r = 1; seqs != NULL && r < size; r++) {
@@ -142,7 +150,7 @@ void genie_client_close(genie_client_t *c, int keep_mpi)
         free(c->tickets[i].inputs);
     }
     genie_ucx_destroy(c->ucx);
-    if (!keep_mpi) {
+    if (!keep_mpi && !lost) {
         int finalized = 0;
         MPI_Finalized(&finalized);
         if (!finalized) {
