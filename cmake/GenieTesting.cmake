@@ -24,8 +24,8 @@ endfunction()
 #                  [ARGS <arg>...] [TIMEOUT <s>] [FIXTURES_REQUIRED <f>...]
 #                  [LIBS <target>...])
 # Builds one executable from one C file, linked with genie_runtime, the wire
-# codec genie_wire (when defined: transport-ucx is added before tests/) and
-# cmocka, and registers it as a CTest test of the same name.  Tests may
+# codec genie_wire (when defined: transport-ucx is added before tests/), the
+# SPANK plugin's slice-to-GPU mapping genie_spank_core, and cmocka, and registers it as a CTest test of the same name.  Tests may
 # include the runtime's private headers (runtime/src) to test internals.
 function(genie_add_c_test src)
   cmake_parse_arguments(PARSE_ARGV 1 T "" "DIR;TIMEOUT" "LABELS;ARGS;FIXTURES_REQUIRED;LIBS")
@@ -35,6 +35,9 @@ function(genie_add_c_test src)
   target_link_libraries(${name} PRIVATE genie_runtime genie::cmocka ${T_LIBS})
   if(TARGET genie_wire)
     target_link_libraries(${name} PRIVATE genie_wire)
+  endif()
+  if(TARGET genie_spank_core)
+    target_link_libraries(${name} PRIVATE genie_spank_core)
   endif()
   add_test(NAME ${name} COMMAND ${name} ${T_ARGS})
   if(NOT T_TIMEOUT)

@@ -4,7 +4,7 @@
  * Started by genie-launch (Open MPI, MPMD) or by srun with the SPANK plugin;
  * world rank 0 is the driver, ranks 1..N are executors, one per slice, in the
  * order of GENIE_PHASES ("prefill:2,decode:1": ranks 1 and 2 are prefill
- * slices 0 and 1, rank 3 is decode slice 0).  GENIE_PHASE/GENIE_SLICE, when
+ * slices 0 and 1, rank 3 is decode slice 0).  GENIE_PHASE/GENIE_PHASE_RANK, when
  * set, override that derivation.  Environment read here:
  *   GENIE_PHASES, GENIE_SECRET_FILE (required), GENIE_BACKEND (cpu|auto),
  *   GENIE_THREADS, GENIE_ARENA_MB (default 1024), GENIE_REQUEST_TIMEOUT_S.
@@ -31,7 +31,7 @@ static void die(int rank, const char *what)
 /* Phase and slice of `rank` from the environment. */
 static genie_status_t my_slice(int rank, genie_ucx_peer_info_t *self)
 {
-    const char        *phase = getenv("GENIE_PHASE"), *slice = getenv("GENIE_SLICE");
+    const char        *phase = getenv("GENIE_PHASE"), *slice = getenv("GENIE_PHASE_RANK");
     const char        *spec_text = getenv("GENIE_PHASES");
     genie_phase_spec_t spec;
     char               err[200];

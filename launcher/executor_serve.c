@@ -576,7 +576,9 @@ out:
     return st;
 }
 
-/* STATS: -> | n u32 | n x (name bytes | value f64) | */
+/* STATS: -> | n u32 | n x (name bytes | value f64) | m u32 | m x (name bytes | text bytes) |
+ * The texts say where the executor runs: CUDA_VISIBLE_DEVICES as the rank
+ * saw it (srun --genie-phases narrows it to the rank's slice). */
 static genie_status_t do_stats(genie_server_t *srv, genie_ucx_msg_t *m)
 {
     genie_wire_writer_t w;
@@ -618,6 +620,15 @@ static genie_status_t do_stats(genie_server_t *srv, genie_ucx_msg_t *m)
     for (uint32_t i = 0; i < n; i++) {
         genie_wire_w_bytes(&w, kv[i].name, (uint32_t)strlen(kv[i].name));
         genie_wire_w_f64(&w, kv[i].v);
+    }
+    {
+        const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+
+        genie_wire_w_u32(&w, cvd != NULL ? 1 : 0);
+        if (cvd != NULL) {
+            genie_wire_w_bytes(&w, "cuda_visible_devices", 20);
+            genie_wire_w_bytes(&w, cvd, (uint32_t)strnlen(cvd, 4096));
+        }
     }
     st = reply_writer(srv, m, &w);
     return st == GENIE_OK ? 1 : st;

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +21,44 @@
 #endif
 
 #include "genie/phase_spec.h"
-#include "launch.h"
 #include "launch_config.h"
+
+static void report_stderr(const char *msg)
+{
+    fprintf(stderr, "genie-launch: %s\n", msg);
+}
+
+static genie_launch_config_report_fn report_fn = report_stderr;
+
+void genie_launch_config_set_report(genie_launch_config_report_fn fn)
+{
+    report_fn = fn != NULL ? fn : report_stderr;
+}
+
+/* Every message of this file goes through here: one line, control
+ * characters (from a file's contents) replaced so they cannot forge lines. */
+__attribute__((format(printf, 1, 2))) static void cfg_err(const char *fmt, ...)
+{
+    char    msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
+    report_fn(msg);
+}
 
 genie_status_t genie_launch_config_set(char **field_p, const char *value)
 {
     char *copy = strdup(value);
 
     if (copy == NULL) {
-        genie_launch_err("out of memory reading the settings");
+        cfg_err("out of memory reading the settings");
         return GENIE_ERR_NOMEM;
     }
     free(*field_p);
@@ -43,9 +73,14 @@ genie_status_t genie_launch_config_init(genie_launch_config_t *cfg)
     cfg->arena_mb          = GENIE_LAUNCH_DEFAULT_ARENA_MB;
     cfg->request_timeout_s = 0.0;
     cfg->ucx_keepalive_ms  = GENIE_LAUNCH_DEFAULT_KEEPALIVE_MS;
+    cfg->slurm_allowed     = 1;
+    cfg->slurm.slices_per_gpu = 1;
+    cfg->slurm.cpu_fallback   = 1;
     if (genie_launch_config_set(&cfg->backend, GENIE_LAUNCH_DEFAULT_BACKEND) != GENIE_OK ||
         genie_launch_config_set(&cfg->kv_mode, GENIE_LAUNCH_DEFAULT_KV_MODE) != GENIE_OK ||
-        genie_launch_config_set(&cfg->ucx_tls, GENIE_LAUNCH_DEFAULT_TLS) != GENIE_OK) {
+        genie_launch_config_set(&cfg->ucx_tls, GENIE_LAUNCH_DEFAULT_TLS) != GENIE_OK ||
+        genie_launch_config_set(&cfg->slurm.rendezvous_dir, GENIE_LAUNCH_DEFAULT_RENDEZVOUS) !=
+            GENIE_OK) {
         genie_launch_config_fini(cfg);
         return GENIE_ERR_NOMEM;
     }
@@ -58,7 +93,39 @@ void genie_launch_config_fini(genie_launch_config_t *cfg)
     free(cfg->backend);
     free(cfg->kv_mode);
     free(cfg->ucx_tls);
+    free(cfg->slurm.rendezvous_dir);
+    free(cfg->slurm.checkpoint_root);
+    free(cfg->slurm.allowed_phases);
     memset(cfg, 0, sizeof(*cfg));
+}
+
+uint32_t genie_launch_slices_per_gpu(const genie_launch_config_t *cfg, const char *phase)
+{
+    for (uint32_t i = 0; i < cfg->slurm.n_phase_spg; i++) {
+        if (strcmp(cfg->slurm.phase_spg[i].name, phase) == 0) {
+            return cfg->slurm.phase_spg[i].slices_per_gpu;
+        }
+    }
+    return cfg->slurm.slices_per_gpu;
+}
+
+/* UCX_TLS is a list of names, or "^" and the names to leave out; "sm",
+ * "shm" and "all" are aliases that include sysv. */
+int genie_launch_tls_has_sysv(const char *tls)
+{
+    int         negate = tls[0] == '^';
+    const char *p      = negate ? tls + 1 : tls;
+    int         named  = 0;
+
+    while (*p != '\0' && !named) {
+        size_t n = strcspn(p, ",");
+
+        named = (n == 4 && strncmp(p, "sysv", 4) == 0) || (n == 2 && strncmp(p, "sm", 2) == 0) ||
+                (n == 3 && strncmp(p, "shm", 3) == 0) ||
+                (!negate && n == 3 && strncmp(p, "all", 3) == 0);
+        p += n + (p[n] == ',');
+    }
+    return negate ? !named : named;
 }
 
 int genie_launch_backend_ok(const char *v)
@@ -99,7 +166,7 @@ int genie_launch_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *value
 genie_status_t genie_launch_config_load(genie_launch_config_t *cfg, const char *path)
 {
     (void)cfg;
-    genie_launch_err("%s: this genie-launch was built without libconfig, so it cannot read "
+    cfg_err("%s: this genie-launch was built without libconfig, so it cannot read "
                      "config files; install libconfig-dev and rebuild, or drop --config/GENIE_CONFIG",
                      path);
     return GENIE_ERR_UNSUPPORTED;
@@ -165,7 +232,7 @@ static where_t where_of(const char *path, const config_setting_t *s, const char 
 static genie_status_t wrong_type(const where_t *w, const config_setting_t *s, const char *want,
                                  const char *example)
 {
-    genie_launch_err("%s:%d: %s must be %s (e.g. %s), not %s", w->file, w->line, w->key, want,
+    cfg_err("%s:%d: %s must be %s (e.g. %s), not %s", w->file, w->line, w->key, want,
                      example, type_name(config_setting_type(s)));
     return GENIE_ERR_INVALID;
 }
@@ -193,7 +260,7 @@ static genie_status_t get_int(const where_t *w, const config_setting_t *s, int64
     }
     v = config_setting_get_int64(s);
     if (v < lo || v > hi) {
-        genie_launch_err("%s:%d: %s = %lld is out of range; give %lld..%lld (e.g. %s)", w->file,
+        cfg_err("%s:%d: %s = %lld is out of range; give %lld..%lld (e.g. %s)", w->file,
                          w->line, w->key, v, (long long)lo, (long long)hi, example);
         return GENIE_ERR_INVALID;
     }
@@ -212,14 +279,14 @@ static genie_status_t load_phases(genie_launch_config_t *cfg, const where_t *w,
         return GENIE_ERR_INVALID;
     }
     if (v[0] == '\0') {
-        genie_launch_err("%s:%d: phases is empty; write NAME:N[,NAME:N...], e.g. "
+        cfg_err("%s:%d: phases is empty; write NAME:N[,NAME:N...], e.g. "
                          "phases = \"prefill:1,decode:1\";", w->file, w->line);
         return GENIE_ERR_INVALID;
     }
     if (genie_phase_spec_parse(v, NULL, &spec, err, sizeof(err)) != GENIE_OK) {
         const char *msg = strncmp(err, "genie: ", 7) == 0 ? err + 7 : err;
 
-        genie_launch_err("%s:%d: phases: %s", w->file, w->line, msg);
+        cfg_err("%s:%d: phases: %s", w->file, w->line, msg);
         return GENIE_ERR_INVALID;
     }
     return genie_launch_config_set(&cfg->phases, v);
@@ -251,11 +318,11 @@ static genie_status_t load_ucx(genie_launch_config_t *cfg, const char *path,
             }
             if (!tls_ok(v, &bad)) {
                 if (bad == '\0') {
-                    genie_launch_err("%s:%d: ucx.tls must be 1..%d bytes; give a comma-separated "
+                    cfg_err("%s:%d: ucx.tls must be 1..%d bytes; give a comma-separated "
                                      "list of UCX transports, e.g. tls = \"self,posix,cma,tcp\";",
                                      w.file, w.line, GENIE_LAUNCH_MAX_TLS_LEN);
                 } else {
-                    genie_launch_err("%s:%d: ucx.tls has a bad character '%c'; give a "
+                    cfg_err("%s:%d: ucx.tls has a bad character '%c'; give a "
                                      "comma-separated list of UCX transports, e.g. "
                                      "tls = \"self,posix,cma,tcp\";", w.file, w.line, bad);
                 }
@@ -272,9 +339,183 @@ static genie_status_t load_ucx(genie_launch_config_t *cfg, const char *path,
             }
         } else {
             w = where_of(path, s, name);
-            genie_launch_err("%s:%d: unknown key 'ucx.%s'; the ucx group knows tls, keepalive_ms",
+            cfg_err("%s:%d: unknown key 'ucx.%s'; the ucx group knows tls, keepalive_ms",
                              w.file, w.line, name);
             return GENIE_ERR_INVALID;
+        }
+    }
+    return GENIE_OK;
+}
+
+/* A comma-separated list of phase names ("prefill,decode"), each valid for
+ * the phase-spec grammar: checked by parsing "name:1,..." with the parser. */
+static genie_status_t check_phase_list(const where_t *w, const char *v)
+{
+    char               spec[GENIE_PHASE_SPEC_MAX_ENTRIES * (GENIE_PHASE_NAME_MAX + 3) + 1];
+    char               err[512];
+    size_t             at = 0;
+    const char        *p  = v;
+    genie_phase_spec_t parsed;
+
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+
+        if (at + n + 4 > sizeof(spec)) {
+            cfg_err("%s:%d: %s names too many phases (at most %d)", w->file, w->line, w->key,
+                    GENIE_PHASE_SPEC_MAX_ENTRIES);
+            return GENIE_ERR_INVALID;
+        }
+        memcpy(spec + at, p, n);
+        memcpy(spec + at + n, ":1,", 3);
+        at += n + 3;
+        p += n + (p[n] == ',');
+    }
+    if (at == 0) {
+        cfg_err("%s:%d: %s is empty; name the phases, e.g. \"prefill,decode\"", w->file, w->line,
+                w->key);
+        return GENIE_ERR_INVALID;
+    }
+    spec[at - 1] = '\0';
+    if (v[strlen(v) - 1] == ',' ||
+        genie_phase_spec_parse(spec, NULL, &parsed, err, sizeof(err)) != GENIE_OK) {
+        cfg_err("%s:%d: %s = \"%s\" is not a comma-separated list of distinct phase names "
+                "([a-z][a-z0-9_]*), e.g. \"prefill,decode\"", w->file, w->line, w->key, v);
+        return GENIE_ERR_INVALID;
+    }
+    return GENIE_OK;
+}
+
+static genie_status_t get_bool(const where_t *w, const config_setting_t *s, const char *example,
+                               int *value_p)
+{
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+        return wrong_type(w, s, "true or false", example);
+    }
+    *value_p = config_setting_get_bool(s) ? 1 : 0;
+    return GENIE_OK;
+}
+
+static genie_status_t get_abs_path(const where_t *w, const config_setting_t *s,
+                                   const char *example, char **field_p)
+{
+    const char *v = NULL;
+
+    if (get_string(w, s, example, &v) != GENIE_OK) {
+        return GENIE_ERR_INVALID;
+    }
+    if (v[0] != '/' || strlen(v) > 3000) {
+        cfg_err("%s:%d: %s must be an absolute path (e.g. %s)", w->file, w->line, w->key, example);
+        return GENIE_ERR_INVALID;
+    }
+    return genie_launch_config_set(field_p, v);
+}
+
+/* slurm.slices_per_gpu: an integer for every phase, or a group of
+ * phase = integer with an optional `default`. */
+static genie_status_t load_slices_per_gpu(genie_launch_slurm_t *sl, const char *path,
+                                          const config_setting_t *s)
+{
+    where_t w = where_of(path, s, "slurm.slices_per_gpu");
+    int64_t v;
+
+    if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+        if (get_int(&w, s, 1, GENIE_LAUNCH_MAX_SLICES_PER_GPU, "slices_per_gpu = 1;", &v) !=
+            GENIE_OK) {
+            return GENIE_ERR_INVALID;
+        }
+        sl->slices_per_gpu = (uint32_t)v;
+        return GENIE_OK;
+    }
+    for (int i = 0; i < config_setting_length(s); i++) {
+        config_setting_t *e    = config_setting_get_elem(s, (unsigned)i);
+        const char       *name = config_setting_name(e);
+        char              key[96];
+        where_t           ew;
+
+        if (name == NULL) {
+            continue;
+        }
+        snprintf(key, sizeof(key), "slurm.slices_per_gpu.%s", name);
+        ew = where_of(path, e, key);
+        if (get_int(&ew, e, 1, GENIE_LAUNCH_MAX_SLICES_PER_GPU, "decode = 4;", &v) != GENIE_OK) {
+            return GENIE_ERR_INVALID;
+        }
+        if (strcmp(name, "default") == 0) {
+            sl->slices_per_gpu = (uint32_t)v;
+            continue;
+        }
+        if (check_phase_list(&ew, name) != GENIE_OK) {
+            return GENIE_ERR_INVALID;
+        }
+        if (sl->n_phase_spg == GENIE_PHASE_SPEC_MAX_ENTRIES) {
+            cfg_err("%s:%d: slurm.slices_per_gpu names more than %d phases", ew.file, ew.line,
+                    GENIE_PHASE_SPEC_MAX_ENTRIES);
+            return GENIE_ERR_INVALID;
+        }
+        snprintf(sl->phase_spg[sl->n_phase_spg].name, sizeof(sl->phase_spg[0].name), "%s", name);
+        sl->phase_spg[sl->n_phase_spg++].slices_per_gpu = (uint32_t)v;
+    }
+    return GENIE_OK;
+}
+
+static genie_status_t load_slurm(genie_launch_config_t *cfg, const char *path,
+                                 const config_setting_t *group)
+{
+    genie_launch_slurm_t *sl = &cfg->slurm;
+    where_t               gw = where_of(path, group, "slurm");
+
+    if (!cfg->slurm_allowed) {
+        cfg_err("%s:%d: the slurm group is the administrator's policy and is read only from the "
+                "genie.conf named on the plugstack.conf line; remove it from this file",
+                gw.file, gw.line);
+        return GENIE_ERR_DENIED;
+    }
+    if (config_setting_type(group) != CONFIG_TYPE_GROUP) {
+        return wrong_type(&gw, group, "a group", "slurm = { slices_per_gpu = 1; }");
+    }
+    for (int i = 0; i < config_setting_length(group); i++) {
+        config_setting_t *s    = config_setting_get_elem(group, (unsigned)i);
+        const char       *name = config_setting_name(s);
+        char              key[64];
+        where_t           w;
+        genie_status_t    rc;
+
+        if (name == NULL) {
+            continue;
+        }
+        snprintf(key, sizeof(key), "slurm.%s", name);
+        w = where_of(path, s, key);
+        if (strcmp(name, "slices_per_gpu") == 0) {
+            rc = load_slices_per_gpu(sl, path, s);
+        } else if (strcmp(name, "driver_gpu") == 0) {
+            rc = get_bool(&w, s, "driver_gpu = false;", &sl->driver_gpu);
+        } else if (strcmp(name, "cpu_fallback") == 0) {
+            rc = get_bool(&w, s, "cpu_fallback = true;", &sl->cpu_fallback);
+        } else if (strcmp(name, "rendezvous_dir") == 0) {
+            rc = get_abs_path(&w, s, "rendezvous_dir = \"/tmp\";", &sl->rendezvous_dir);
+        } else if (strcmp(name, "checkpoint_root") == 0) {
+            rc = get_abs_path(&w, s, "checkpoint_root = \"/scratch/genie\";", &sl->checkpoint_root);
+        } else if (strcmp(name, "allowed_phases") == 0) {
+            const char *v = NULL;
+
+            rc = get_string(&w, s, "allowed_phases = \"prefill,decode\";", &v);
+            if (rc == GENIE_OK) {
+                rc = check_phase_list(&w, v);
+            }
+            if (rc == GENIE_OK) {
+                rc = genie_launch_config_set(&sl->allowed_phases, v);
+            }
+        } else if (strcmp(name, "max_slices") == 0) {
+            rc = get_int(&w, s, 0, (int64_t)GENIE_PHASE_SPEC_MAX_ENTRIES * GENIE_PHASE_MAX_SLICES,
+                         "max_slices = 64; or 0 for no limit", &sl->max_slices);
+        } else {
+            cfg_err("%s:%d: unknown key 'slurm.%s'; the slurm group knows slices_per_gpu, "
+                    "driver_gpu, cpu_fallback, rendezvous_dir, checkpoint_root, allowed_phases, "
+                    "max_slices", w.file, w.line, name);
+            rc = GENIE_ERR_INVALID;
+        }
+        if (rc != GENIE_OK) {
+            return rc;
         }
     }
     return GENIE_OK;
@@ -296,7 +537,7 @@ static genie_status_t load_setting(genie_launch_config_t *cfg, const char *path,
             return GENIE_ERR_INVALID;
         }
         if (!genie_launch_backend_ok(v)) {
-            genie_launch_err("%s:%d: backend '%s' is not one of cpu, cuda, auto", w.file, w.line, v);
+            cfg_err("%s:%d: backend '%s' is not one of cpu, cuda, auto", w.file, w.line, v);
             return GENIE_ERR_INVALID;
         }
         return genie_launch_config_set(&cfg->backend, v);
@@ -306,7 +547,7 @@ static genie_status_t load_setting(genie_launch_config_t *cfg, const char *path,
             return GENIE_ERR_INVALID;
         }
         if (!genie_launch_kv_mode_ok(v)) {
-            genie_launch_err("%s:%d: kv_mode '%s' is not one of colocated, blind", w.file, w.line, v);
+            cfg_err("%s:%d: kv_mode '%s' is not one of colocated, blind", w.file, w.line, v);
             return GENIE_ERR_INVALID;
         }
         return genie_launch_config_set(&cfg->kv_mode, v);
@@ -332,7 +573,7 @@ static genie_status_t load_setting(genie_launch_config_t *cfg, const char *path,
             return wrong_type(&w, s, "a number of seconds", "request_timeout_s = 30.0;");
         }
         if (!isfinite(t) || t < 0.0 || t > GENIE_LAUNCH_MAX_TIMEOUT_S) {
-            genie_launch_err("%s:%d: request_timeout_s = %g is out of range; give 0 (no timeout) "
+            cfg_err("%s:%d: request_timeout_s = %g is out of range; give 0 (no timeout) "
                              "to %g seconds", w.file, w.line, t, GENIE_LAUNCH_MAX_TIMEOUT_S);
             return GENIE_ERR_INVALID;
         }
@@ -342,8 +583,11 @@ static genie_status_t load_setting(genie_launch_config_t *cfg, const char *path,
     if (strcmp(name, "ucx") == 0) {
         return load_ucx(cfg, path, s);
     }
-    genie_launch_err("%s:%d: unknown key '%s'; known keys: phases, backend, threads, kv_mode, "
-                     "arena_mb, request_timeout_s, ucx (see configs/genie.conf)",
+    if (strcmp(name, "slurm") == 0) {
+        return load_slurm(cfg, path, s);
+    }
+    cfg_err("%s:%d: unknown key '%s'; known keys: phases, backend, threads, kv_mode, "
+                     "arena_mb, request_timeout_s, ucx, slurm (see configs/genie.conf)",
                      w.file, w.line, name);
     return GENIE_ERR_INVALID;
 }
@@ -360,11 +604,11 @@ genie_status_t genie_launch_config_load(genie_launch_config_t *cfg, const char *
      * unreadable file is reported with its errno, not as a parse error. */
     f = fopen(path, "r");
     if (f == NULL) {
-        genie_launch_err("%s: cannot open the config file: %s", path, strerror(errno));
+        cfg_err("%s: cannot open the config file: %s", path, strerror(errno));
         return GENIE_ERR_IO;
     }
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        genie_launch_err("%s: the config file is not a regular file", path);
+        cfg_err("%s: the config file is not a regular file", path);
         fclose(f);
         return GENIE_ERR_IO;
     }
@@ -373,7 +617,7 @@ genie_status_t genie_launch_config_load(genie_launch_config_t *cfg, const char *
         const char *file = config_error_file(&lc);
         const char *text = config_error_text(&lc);
 
-        genie_launch_err("%s:%d: %s", file != NULL ? file : path, config_error_line(&lc),
+        cfg_err("%s:%d: %s", file != NULL ? file : path, config_error_line(&lc),
                          text != NULL ? text : "cannot parse the file");
         rc = GENIE_ERR_INVALID;
         goto out;

@@ -1,15 +1,21 @@
 /*
- * genie-launch's settings and the libconfig file they may come from
- * (configs/genie.conf documents every key).  Precedence: command-line flags
- * over the file over the defaults below.  Every value is checked here, when
- * it is read, so that a bad file is refused with its name, line and key
- * before anything is created or started.
+ * genie.conf: the settings of genie-launch and of the SPANK plugin, and the
+ * libconfig file they come from (configs/genie.conf documents every key).
+ * Precedence: command-line flags over the file over the defaults below.
+ * Every value is checked here, when it is read, so that a bad file is refused
+ * with its name, line and key before anything is created or started.
+ *
+ * One reader for both programs (launch_config.c is also compiled into
+ * genie_spank.so), so that a file one of them accepts the other accepts too.
+ * The `slurm` group is the admin's policy for srun --genie-phases; genie-launch
+ * checks it and otherwise ignores it.
  */
 #ifndef GENIE_LAUNCH_CONFIG_H
 #define GENIE_LAUNCH_CONFIG_H
 
 #include <stdint.h>
 
+#include "genie/phase_spec.h"
 #include "genie/status.h"
 
 #define GENIE_LAUNCH_DEFAULT_BACKEND      "auto"
@@ -24,6 +30,26 @@
 #define GENIE_LAUNCH_MAX_TIMEOUT_S    1e9
 #define GENIE_LAUNCH_MAX_KEEPALIVE_MS 86400000         /* one day */
 #define GENIE_LAUNCH_MAX_TLS_LEN      255
+#define GENIE_LAUNCH_MAX_SLICES_PER_GPU 64
+
+#define GENIE_LAUNCH_DEFAULT_RENDEZVOUS "/tmp"
+
+/* slurm = { ... }: what srun --genie-phases may ask for and how slices map to
+ * GPUs.  Strings are owned (NULL = not set). */
+typedef struct genie_launch_slurm {
+    uint32_t slices_per_gpu;            /* default for every phase, 1..MAX_SLICES_PER_GPU */
+    uint32_t n_phase_spg;               /* per-phase overrides:                        */
+    struct {
+        char     name[GENIE_PHASE_NAME_MAX + 1];
+        uint32_t slices_per_gpu;
+    } phase_spg[GENIE_PHASE_SPEC_MAX_ENTRIES];
+    int      driver_gpu;                /* the driver task gets a GPU of its own       */
+    int      cpu_fallback;              /* a step without GPUs runs on the CPU backend  */
+    char    *rendezvous_dir;            /* where each step's 0700 directory goes       */
+    char    *checkpoint_root;           /* default checkpoint dir root; NULL = none    */
+    char    *allowed_phases;            /* "prefill,decode"; NULL = any valid name     */
+    int64_t  max_slices;                /* 0 = no limit on the sum of slices           */
+} genie_launch_slurm_t;
 
 typedef struct genie_launch_config {
     char   *phases;            /* NULL: not given; else a spec the parser accepted */
@@ -34,7 +60,14 @@ typedef struct genie_launch_config {
     double  request_timeout_s; /* 0..MAX_TIMEOUT_S, 0 = no timeout                 */
     char   *ucx_tls;           /* UCX_TLS value                                    */
     int64_t ucx_keepalive_ms;  /* 1..MAX_KEEPALIVE_MS                              */
+    genie_launch_slurm_t slurm;
+    int     slurm_allowed;     /* 0: a `slurm` group is refused (a user's file)     */
 } genie_launch_config_t;
+
+/* Where the reader's one-line messages go (default: stderr with a
+ * "genie-launch: " prefix); the SPANK plugin routes them to slurm_error. */
+typedef void (*genie_launch_config_report_fn)(const char *msg);
+void genie_launch_config_set_report(genie_launch_config_report_fn fn);
 
 /* Defaults into *cfg (strings are owned by cfg; free with _fini). */
 genie_status_t genie_launch_config_init(genie_launch_config_t *cfg);
@@ -51,6 +84,13 @@ genie_status_t genie_launch_config_set(char **field_p, const char *value);
 /* Value checks shared by the file and the command line: 1 if acceptable. */
 int genie_launch_backend_ok(const char *v);
 int genie_launch_kv_mode_ok(const char *v);
+
+/* Slices of `phase` that share one GPU under the slurm group. */
+uint32_t genie_launch_slices_per_gpu(const genie_launch_config_t *cfg, const char *phase);
+
+/* 1 when the transport list may select UCX's sysv transport (so that
+ * UCX_SYSV_ERROR_HANDLING is used and not warned about as unused). */
+int genie_launch_tls_has_sysv(const char *tls);
 
 /* Whole decimal number in [lo, hi] with nothing else around it. */
 int genie_launch_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *value_p);

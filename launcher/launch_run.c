@@ -156,11 +156,11 @@ static genie_status_t make_job_dir(genie_launch_t *L, int *created_p)
 
 static genie_status_t export_vars(genie_launch_t *L)
 {
-    /* A stray GENIE_PHASE/GENIE_SLICE from the calling shell would make
+    /* A stray GENIE_PHASE/GENIE_PHASE_RANK from the calling shell would make
      * every executor claim the same slice (genie-executor honours them, for
      * srun --genie-phases); ranks started here derive theirs from the rank. */
     unsetenv("GENIE_PHASE");
-    unsetenv("GENIE_SLICE");
+    unsetenv("GENIE_PHASE_RANK");
     for (int i = 0; i < GENIE_LAUNCH_N_VARS; i++) {
         if (!L->var[i].kept && setenv(L->var[i].name, L->var[i].value, 1) != 0) {
             genie_launch_err("cannot set %s: %s", L->var[i].name, strerror(errno));

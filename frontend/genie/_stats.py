@@ -86,6 +86,10 @@ def get_stats():
                 compute[k] = compute.get(k, 0.0) + v
         if r.mode == "embedded":
             entry["cuda_visible_devices"] = os.environ.get("CUDA_VISIBLE_DEVICES")
+        elif rk.lost is None:
+            # As the executor saw it (srun --genie-phases narrows it per task);
+            # None where it was not set.
+            entry["cuda_visible_devices"] = e.get("cuda_visible_devices")
         stats["executors"].append(entry)
     links = r.cluster.link_stats()
     stats["links"] = {rank: dict(l) for rank, l in sorted(links.items())}

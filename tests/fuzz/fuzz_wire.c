@@ -282,7 +282,8 @@ static void p_kv_commit(genie_wire_reader_t *r)
     }
 }
 
-/* STATS reply (client.c genie_client_stats): | n u32 (count 12) | n x (name bytes | value f64) | */
+/* STATS reply (client.c genie_client_stats): | n u32 (count 12) | n x (name bytes | value f64) |
+ * m u32 (count 8) | m x (name bytes | text bytes) | */
 static void p_stats_reply(genie_wire_reader_t *r)
 {
     uint32_t n = genie_wire_r_count(r, 12);
@@ -290,6 +291,12 @@ static void p_stats_reply(genie_wire_reader_t *r)
     for (uint32_t i = 0; i < n && r->st == GENIE_OK; i++) {
         r_bytes(r, "STATS reply");
         (void)genie_wire_r_f64(r);
+    }
+    n = genie_wire_r_count(r, 8);
+    check_count(r, n, 8, "STATS reply");
+    for (uint32_t i = 0; i < n && r->st == GENIE_OK; i++) {
+        r_bytes(r, "STATS reply");
+        r_bytes(r, "STATS reply");
     }
 }
 
@@ -492,6 +499,9 @@ static void seed(int which, genie_wire_writer_t *w, int *shape_p)
         genie_wire_w_f64(w, -1);
         genie_wire_w_bytes(w, "phase_s.llm_decode", 18);
         genie_wire_w_f64(w, 0.5);
+        genie_wire_w_u32(w, 1);
+        genie_wire_w_bytes(w, "cuda_visible_devices", 20);
+        genie_wire_w_bytes(w, "2", 1);
         *shape_p = 15;
         break;
     default: {                                  /* a valid header and a PING payload */

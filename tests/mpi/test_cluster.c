@@ -136,7 +136,7 @@ static void count_stat(const char *name, double value, void *arg)
 static double stat_of(genie_client_t *c, int32_t rank, const char *name)
 {
     struct { const char *want; double v; } q = { name, -1 };
-    CHECK(genie_client_stats(c, rank, count_stat, &q) == GENIE_OK, "stats of rank %d", (int)rank);
+    CHECK(genie_client_stats(c, rank, count_stat, NULL, &q) == GENIE_OK, "stats of rank %d", (int)rank);
     return q.v;
 }
 

@@ -599,7 +599,9 @@ genie_status_t genie_client_handoff(genie_client_t *c, int32_t src, int32_t dst,
 }
 
 genie_status_t genie_client_stats(genie_client_t *c, int32_t rank,
-                                  void (*fn)(const char *name, double value, void *arg), void *arg)
+                                  void (*fn)(const char *name, double value, void *arg),
+                                  void (*fn_text)(const char *name, const char *text, void *arg),
+                                  void *arg)
 {
     genie_wire_writer_t w;
     genie_wire_reader_t r;
@@ -621,6 +623,19 @@ genie_status_t genie_client_stats(genie_client_t *c, int32_t rank,
         if (r.st == GENIE_OK) {
             snprintf(name, sizeof(name), "%.*s", (int)len, p);
             fn(name, v, arg);
+        }
+    }
+    n = genie_wire_r_count(&r, 8);
+    for (uint32_t i = 0; i < n && r.st == GENIE_OK; i++) {
+        char        name[64], text[4097];
+        uint32_t    nlen, tlen;
+        const char *np = genie_wire_r_bytes(&r, &nlen);
+        const char *tp = genie_wire_r_bytes(&r, &tlen);
+
+        if (r.st == GENIE_OK && fn_text != NULL) {
+            snprintf(name, sizeof(name), "%.*s", (int)nlen, np);
+            snprintf(text, sizeof(text), "%.*s", (int)(tlen < 4096 ? tlen : 4096), tp);
+            fn_text(name, text, arg);
         }
     }
     st = genie_wire_r_done(&r);

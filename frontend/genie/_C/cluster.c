@@ -415,6 +415,19 @@ static void stats_one(const char *name, double value, void *arg)
     Py_DECREF(v);
 }
 
+static void stats_text(const char *name, const char *text, void *arg)
+{
+    stats_acc_t *a = arg;
+    PyObject    *v;
+
+    if (a->failed) {
+        return;
+    }
+    v = PyUnicode_DecodeUTF8(text, (Py_ssize_t)strlen(text), "replace");
+    a->failed = v == NULL || PyDict_SetItemString(a->d, name, v) < 0;
+    Py_XDECREF(v);
+}
+
 /* stats(rank) -> dict (Executor.stats() keys + transport/handoff counters) */
 static PyObject *cluster_stats(GeniePyCluster *self, PyObject *arg)
 {
@@ -435,7 +448,7 @@ static PyObject *cluster_stats(GeniePyCluster *self, PyObject *arg)
     if (a.d == NULL || a.phase == NULL) {
         goto err;
     }
-    st = genie_client_stats(self->client, (int32_t)rank, stats_one, &a);
+    st = genie_client_stats(self->client, (int32_t)rank, stats_one, stats_text, &a);
     if (st != GENIE_OK) {
         raise_st("stats", st);
         goto err;

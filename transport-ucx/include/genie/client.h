@@ -55,9 +55,13 @@ genie_status_t genie_client_session_info(genie_client_t *c, int32_t rank, uint64
 genie_status_t genie_client_handoff(genie_client_t *c, int32_t src, int32_t dst, uint64_t session,
                                     const uint64_t *ids, uint32_t n, uint64_t *bytes_p,
                                     double *seconds_p);
-/* Executor counters: calls fn(name, value, arg) for each. */
+/* Executor counters: calls fn(name, value, arg) for each number, then
+ * fn_text(name, text, arg) (if not NULL) for each text, e.g.
+ * "cuda_visible_devices". */
 genie_status_t genie_client_stats(genie_client_t *c, int32_t rank,
-                                  void (*fn)(const char *name, double value, void *arg), void *arg);
+                                  void (*fn)(const char *name, double value, void *arg),
+                                  void (*fn_text)(const char *name, const char *text, void *arg),
+                                  void *arg);
 genie_status_t genie_client_ping(genie_client_t *c, int32_t rank, const void *data, size_t len);
 
 #endif

@@ -1,0 +1,166 @@
+/*
+ * genie_spank.so: the SPANK plugin that lets Slurm run Genie jobs,
+ *   srun --genie-phases=prefill:8,decode:1 python app.py
+ * This file is the dispatcher: the option table srun/sbatch/salloc show in
+ * --help, and the SPANK entry points, each handing off to the file for its
+ * context (genie_spank.h lists them).  A step without --genie-phases is left
+ * exactly as it was: every entry point returns at once.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "genie_spank.h"
+
+SPANK_PLUGIN(genie, 1);
+
+genie_spank_state_t genie_spank = { .max_slices = -1 };
+
+static int task_side;   /* 1 inside slurm_spank_task_init (the task's stderr is the user's) */
+
+void genie_spank_err(const char *fmt, ...)
+{
+    char    msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
+    /* srun, sbatch and salloc print to the user's terminal: the line goes
+     * there as is, without Slurm's "srun: error: " in front.  slurmstepd's
+     * stderr goes nowhere useful, so its messages go to slurmd's log, and
+     * a task's also to the task's stderr, which srun shows. */
+    switch (spank_context()) {
+    case S_CTX_LOCAL:
+    case S_CTX_ALLOCATOR:
+        fprintf(stderr, "genie: %s\n", msg);
+        break;
+    default:
+        slurm_error("genie: %s", msg);
+        if (task_side) {
+            fprintf(stderr, "genie: %s\n", msg);
+        }
+        break;
+    }
+}
+
+/* Values are only stored here: in slurmstepd the callbacks may run before
+ * slurm_spank_init has read the plugstack arguments, so checks that need
+ * them wait for init_post_opt (submit side) or user_init (node side).  The
+ * phase spec alone is checked at once on the submit side, so that a bad one
+ * is refused while the command line is read, before any allocation. */
+extern struct spank_option spank_options[];
+
+static int opt_cb(int val, const char *optarg, int remote)
+{
+    if (val < 0 || val >= GENIE_SPANK_N_OPTS) {
+        return -1;
+    }
+    if (optarg == NULL || strlen(optarg) > 4000 ||
+        (val != GENIE_SPANK_OPT_PHASES && optarg[0] == '\0')) {
+        genie_spank_err("--%s needs a value of 1..4000 bytes", spank_options[val].name);
+        return -1;
+    }
+    if (!remote && val == GENIE_SPANK_OPT_PHASES && genie_spank_check_phases(optarg) != 0) {
+        return -1;
+    }
+    free(genie_spank.opt[val]);
+    genie_spank.opt[val] = strdup(optarg);
+    return genie_spank.opt[val] != NULL ? 0 : -1;
+}
+
+struct spank_option spank_options[] = {
+    { "genie-phases", "NAME:N[,...]",
+      "Run this step as a Genie job: task 0 runs the program (the driver), then one executor "
+      "task per slice, e.g. prefill:8,decode:1 (9 executors, 1 GPU each by default). "
+      "Needs -n 1+slices and the GPUs unless the site's cli_filter sets them.",
+      1, GENIE_SPANK_OPT_PHASES, opt_cb },
+    { "genie-restore", "DIR",
+      "Resume the sessions of an earlier Genie job from its checkpoint directory DIR.",
+      1, GENIE_SPANK_OPT_RESTORE, opt_cb },
+    { "genie-checkpoint-dir", "DIR",
+      "Write this job's Genie checkpoints to DIR (default: the site's checkpoint_root/JOBID, "
+      "if set).",
+      1, GENIE_SPANK_OPT_CKPT, opt_cb },
+    { "genie-config", "FILE",
+      "Read Genie settings (backend, threads, UCX, ...) from FILE, a genie.conf without the "
+      "slurm group, over the site's.",
+      1, GENIE_SPANK_OPT_CONFIG, opt_cb },
+    SPANK_OPTIONS_TABLE_END
+};
+
+int slurm_spank_init(spank_t sp, int ac, char **av)
+{
+    (void)sp;
+    return genie_spank_parse_args(ac, av);
+}
+
+int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)
+{
+    (void)ac;
+    (void)av;
+    if (genie_spank.opt[GENIE_SPANK_OPT_PHASES] == NULL) {
+        return 0;
+    }
+    switch (spank_context()) {
+    case S_CTX_LOCAL:
+    case S_CTX_ALLOCATOR:
+        return genie_spank_srun_post_opt(sp);
+    default:
+        return 0;
+    }
+}
+
+int slurm_spank_local_user_init(spank_t sp, int ac, char **av)
+{
+    (void)ac;
+    (void)av;
+    if (genie_spank.opt[GENIE_SPANK_OPT_PHASES] == NULL) {
+        return 0;
+    }
+    return genie_spank_srun_local_user_init(sp);
+}
+
+int slurm_spank_user_init(spank_t sp, int ac, char **av)
+{
+    (void)ac;
+    (void)av;
+    if (genie_spank.opt[GENIE_SPANK_OPT_PHASES] == NULL || !spank_remote(sp)) {
+        return 0;
+    }
+    return genie_spank_stepd_user_init(sp);
+}
+
+int slurm_spank_task_init(spank_t sp, int ac, char **av)
+{
+    int rc;
+
+    (void)ac;
+    (void)av;
+    if (genie_spank.opt[GENIE_SPANK_OPT_PHASES] == NULL || !spank_remote(sp)) {
+        return 0;
+    }
+    task_side = 1;
+    rc = genie_spank_stepd_task_init(sp);
+    task_side = 0;
+    return rc;
+}
+
+int slurm_spank_exit(spank_t sp, int ac, char **av)
+{
+    int rc = 0;
+
+    (void)ac;
+    (void)av;
+    if (genie_spank.opt[GENIE_SPANK_OPT_PHASES] != NULL && spank_remote(sp)) {
+        rc = genie_spank_stepd_exit(sp);
+    }
+    genie_spank_settings_free();
+    return rc;
+}
