@@ -1,0 +1,318 @@
+#!/bin/sh
+# cluster.sh: a real one-node Slurm 22.05 cluster for the slurm tests, all of
+# it (configs, munge key and socket, state, spool, pid files, logs) under one
+# state directory, so that it never touches /etc/slurm, /etc/munge or a Slurm
+# the machine may already run (non-default ports, ClusterName=genietest).
+#
+#   cluster.sh start  STATE_DIR PLUGIN REPO_ROOT   write configs, start munged,
+#                                                  slurmctld, slurmd; wait idle
+#   cluster.sh stop   STATE_DIR                    end what start started
+#   cluster.sh status STATE_DIR                    daemons and sinfo; 0 if up
+#
+# PLUGIN is genie_spank.so; the word "none" leaves plugstack.conf empty (for
+# debugging the fixture itself, never used by the tests).  REPO_ROOT gives
+# configs/cli_filter.lua and configs/genie.conf, copied into STATE_DIR.
+#
+# Environment: GENIE_SLURMCTLD_PORT (16817), GENIE_SLURMD_PORT (16818),
+# GENIE_SLURM_START_TIMEOUT (60 s).
+#
+# Exit status: 0 done, 1 failed (daemon log tails printed), 77 skipped (not
+# root, Slurm or munge missing, plugin not built): CTest's SKIP_RETURN_CODE.
+#
+# Facts about this Slurm that the config relies on (design.md, "Real
+# components"): daemons run as root with SlurmUser=root; linuxproc and
+# task/none because there is no usable cgroup here; fake GPUs must be
+# character devices listed by File= (Count= alone is refused); CPUs=32 with
+# config_overrides lets 10+ tasks share 2 cores.
+
+set -u
+
+usage() {
+    echo "usage: $0 start STATE_DIR PLUGIN REPO_ROOT | stop STATE_DIR | status STATE_DIR" >&2
+    exit 2
+}
+
+[ $# -ge 2 ] || usage
+cmd=$1
+state=$2
+case "$state" in
+    /*) ;;
+    *) state=$(pwd)/$state ;;
+esac
+# Everything below is removed and rewritten on start: refuse a state dir that
+# is obviously not ours.
+case "$state" in
+    / | /tmp | /tmp/ | /root | /work | /work/ | "$HOME" | "$HOME"/)
+        echo "cluster.sh: refusing state dir '$state'" >&2; exit 2 ;;
+esac
+
+ctld_port=${GENIE_SLURMCTLD_PORT:-16817}
+slurmd_port=${GENIE_SLURMD_PORT:-16818}
+start_timeout=${GENIE_SLURM_START_TIMEOUT:-60}
+conf=$state/slurm.conf
+logs=$state/log
+mungedir=$state/munge
+
+export SLURM_CONF="$conf"
+
+skip() {
+    echo "skipped: $*"
+    exit 77
+}
+
+# pid_of NAME: the pid in STATE_DIR's pid file for NAME, if that process is
+# alive and is ours (its command line names the state dir: every daemon is
+# started with a path inside it).  A recycled pid is never taken for ours.
+pid_of() {
+    pidfile=$state/$1.pid
+    [ "$1" = munged ] && pidfile=$mungedir/munged.pid
+    [ -s "$pidfile" ] || return 1
+    pid=$(cat "$pidfile" 2>/dev/null) || return 1
+    case "$pid" in
+        '' | *[!0-9]*) return 1 ;;
+    esac
+    [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF "$state/" || return 1
+    echo "$pid"
+}
+
+# stepds: slurmstepd processes of this cluster (they inherit slurmd's
+# SLURM_CONF, which names our state dir).
+stepds() {
+    for p in /proc/[0-9]*; do
+        [ "$(cat "$p/comm" 2>/dev/null)" = slurmstepd ] || continue
+        { tr '\0' '\n' < "$p/environ"; } 2>/dev/null | grep -qxF "SLURM_CONF=$conf" || continue
+        echo "${p#/proc/}"
+    done
+}
+
+# stop_pid NAME PID: TERM, then KILL after 5 s.
+stop_pid() {
+    kill -TERM "$2" 2>/dev/null || return 0
+    i=0
+    while kill -0 "$2" 2>/dev/null && [ $i -lt 50 ]; do
+        sleep 0.1; i=$((i + 1))
+    done
+    if kill -0 "$2" 2>/dev/null; then
+        echo "cluster.sh: $1 (pid $2) ignored SIGTERM for 5 s; SIGKILL" >&2
+        kill -KILL "$2" 2>/dev/null
+    fi
+}
+
+do_stop() {
+    # Cancel jobs first so that their steps end through Slurm; then the
+    # daemons; then any slurmstepd still around (a step that outlived its
+    # slurmd would keep its tasks and ports).
+    if pid_of slurmctld > /dev/null; then
+        timeout 10 scancel --quiet --user=root 2>/dev/null
+        i=0
+        while [ -n "$(stepds)" ] && [ $i -lt 50 ]; do
+            sleep 0.1; i=$((i + 1))
+        done
+    fi
+    for d in slurmd slurmctld; do
+        pid=$(pid_of $d) && stop_pid $d "$pid"
+    done
+    for pid in $(stepds); do
+        stop_pid slurmstepd "$pid"
+    done
+    pid=$(pid_of munged) && stop_pid munged "$pid"
+    rm -f "$state/up" "$mungedir/munge.socket" "$mungedir/munge.socket.lock" \
+          "$state/slurmctld.pid" "$state/slurmd.pid" "$mungedir/munged.pid"
+    return 0
+}
+
+do_status() {
+    up=0
+    for d in munged slurmctld slurmd; do
+        if pid=$(pid_of $d); then
+            echo "$d: running, pid $pid"
+        else
+            echo "$d: not running"; up=1
+        fi
+    done
+    [ $up -eq 0 ] || return 1
+    echo "SLURM_CONF=$conf"
+    timeout 10 sinfo -N -o '%N %T %C %G' || return 1
+    return 0
+}
+
+tail_logs() {
+    for f in "$mungedir/munged.log" "$logs/slurmctld.log" "$logs/slurmd.log" \
+             "$logs/slurmctld.out" "$logs/slurmd.out"; do
+        [ -s "$f" ] || continue
+        echo "----- tail $f"
+        tail -n 25 "$f"
+    done
+}
+
+fail() {
+    echo "cluster.sh: $*" >&2
+    tail_logs >&2
+    do_stop
+    exit 1
+}
+
+write_configs() {
+    plugin=$1 repo=$2 host=$3
+    # slurm.conf; nofilter/slurm.conf is the same less CliFilterPlugins (the
+    # test of "the cli_filter off" points SLURM_CONF at it; the daemons read
+    # only the first).
+    cat > "$conf.tmp" <<EOF
+# Written by tests/slurm/cluster.sh; rewritten on every start.
+ClusterName=genietest
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$mungedir/munge.socket
+CredType=cred/munge
+StateSaveLocation=$state/ctld
+SlurmdSpoolDir=$state/slurmd
+SlurmctldPidFile=$state/slurmctld.pid
+SlurmdPidFile=$state/slurmd.pid
+SlurmctldLogFile=$logs/slurmctld.log
+SlurmdLogFile=$logs/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+GresTypes=gpu
+MpiDefault=pmix
+SlurmdParameters=config_overrides
+PlugStackConfig=$state/plugstack.conf
+CliFilterPlugins=cli_filter/lua
+SchedulerType=sched/backfill
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/none
+MailProg=/bin/true
+ReturnToService=2
+SlurmdTimeout=60
+SlurmctldTimeout=60
+InactiveLimit=0
+KillWait=2
+MinJobAge=60
+NodeName=$host NodeAddr=127.0.0.1 CPUs=32 RealMemory=1000 Gres=gpu:8 State=UNKNOWN
+PartitionName=genie Nodes=$host Default=YES MaxTime=INFINITE State=UP
+EOF
+    mv "$conf.tmp" "$conf" || return 1
+    grep -v '^CliFilterPlugins=' "$conf" > "$state/nofilter/slurm.conf" || return 1
+
+    printf 'AutoDetect=off\nName=gpu File=%s/fakegpu[0-7]\n' "$state/dev" > "$state/gres.conf"
+    for i in 0 1 2 3 4 5 6 7; do
+        # Character devices (the null device's numbers): slurmd refuses
+        # plain files as GPU files.
+        mknod "$state/dev/fakegpu$i" c 1 3 || return 1
+    done
+
+    if [ "$plugin" = none ]; then
+        : > "$state/plugstack.conf"
+    else
+        echo "required $plugin config=$state/genie.conf allowed_phases=prefill,decode,vision max_slices=8" \
+            > "$state/plugstack.conf"
+    fi
+    # cli_filter/lua reads cli_filter.lua next to slurm.conf.
+    if [ -f "$repo/configs/cli_filter.lua" ]; then
+        cp "$repo/configs/cli_filter.lua" "$state/cli_filter.lua" || return 1
+    else
+        # cli_filter/lua refuses to run without a script: a pass-through one
+        # keeps the cluster usable; the tests of the sizing will fail.
+        echo "cluster.sh: warning: $repo/configs/cli_filter.lua missing; using a pass-through script" >&2
+        cat > "$state/cli_filter.lua" <<'LUA'
+function slurm_cli_setup_defaults(options, early_pass) return slurm.SUCCESS end
+function slurm_cli_pre_submit(options, pack_offset) return slurm.SUCCESS end
+function slurm_cli_post_submit(offset, job_id, step_id) return slurm.SUCCESS end
+LUA
+    fi
+    if [ -f "$repo/configs/genie.conf" ]; then
+        cp "$repo/configs/genie.conf" "$state/genie.conf" || return 1
+    else
+        : > "$state/genie.conf"
+    fi
+    return 0
+}
+
+do_start() {
+    [ $# -eq 4 ] || usage
+    plugin=$3 repo=$4
+    # Leftovers of an earlier run go first, also when this run skips: the
+    # cases must not find an old cluster and take it for this one.
+    do_stop
+    [ "$(id -u)" = 0 ] || skip "the test cluster runs its daemons as root (uid is $(id -u))"
+    for p in munged mungekey slurmctld slurmd srun sbatch sinfo scontrol scancel runuser; do
+        command -v $p > /dev/null 2>&1 || skip "$p not found (packages slurm-wlm, slurmctld, slurmd, munge)"
+    done
+    id munge > /dev/null 2>&1 || skip "no user munge (package munge)"
+    if [ "$plugin" != none ] && [ ! -f "$plugin" ]; then
+        skip "SPANK plugin $plugin does not exist (build the genie_spank target)"
+    fi
+
+    # Fresh state every time: job ids, node state and spool of an earlier run
+    # must not matter.  Only our own subdirectories are removed.
+    mkdir -p "$state" || exit 1
+    rm -rf "$state/ctld" "$state/slurmd" "$state/dev" "$state/log" "$state/nofilter" "$mungedir"
+    mkdir -p "$state/ctld" "$state/slurmd" "$state/dev" "$logs" "$state/nofilter" "$mungedir" || exit 1
+    # munged refuses group/world-writable directories on its paths and must
+    # own the directory it creates its socket in; clients (root) reach it.
+    chmod 0755 "$state" "$mungedir" "$state/nofilter"
+    chown munge:munge "$mungedir" || exit 1
+    host=$(hostname -s)
+    write_configs "$plugin" "$repo" "$host" || fail "could not write the configs in $state"
+
+    mungekey --create --keyfile="$mungedir/munge.key" --bits=1024 > /dev/null 2>&1 \
+        || dd if=/dev/urandom of="$mungedir/munge.key" bs=128 count=1 2>/dev/null \
+        || fail "could not create the munge key"
+    chown munge:munge "$mungedir/munge.key" && chmod 0400 "$mungedir/munge.key" || exit 1
+
+    # munged forks into the background; --force because parent directories
+    # of a build tree may be group-writable, which munged otherwise refuses.
+    runuser -u munge -- munged --force \
+        --socket="$mungedir/munge.socket" --key-file="$mungedir/munge.key" \
+        --log-file="$mungedir/munged.log" --pid-file="$mungedir/munged.pid" \
+        --seed-file="$mungedir/munged.seed" > "$logs/munged.out" 2>&1 \
+        || fail "munged did not start: $(cat "$logs/munged.out")"
+
+    # -c: cold start, no state from an earlier run.
+    slurmctld -c -f "$conf" > "$logs/slurmctld.out" 2>&1 \
+        || fail "slurmctld did not start"
+    slurmd -f "$conf" > "$logs/slurmd.out" 2>&1 \
+        || fail "slurmd did not start"
+
+    # Up when the node is idle; a node that came up down/drained (left
+    # over reason) is resumed once.
+    deadline=$(( $(date +%s) + start_timeout ))
+    resumed=0
+    while :; do
+        st=$(timeout 10 sinfo -h -n "$host" -o %T 2>/dev/null | head -n 1)
+        case "$st" in
+            idle) break ;;
+            down* | drain* | fail*)
+                if [ $resumed -eq 0 ]; then
+                    scontrol update nodename="$host" state=resume > /dev/null 2>&1
+                    resumed=1
+                fi ;;
+        esac
+        [ "$(date +%s)" -lt "$deadline" ] \
+            || fail "node $host not idle after $start_timeout s (state: '${st:-no answer}')"
+        for d in munged slurmctld slurmd; do
+            pid_of $d > /dev/null || fail "$d exited during start-up"
+        done
+        sleep 0.5
+    done
+    # The cases tell "fixture skipped" (no file: they skip) from "cluster
+    # died" (file there, no answer: they fail) by this file.
+    date > "$state/up"
+    echo "slurm test cluster up: SLURM_CONF=$conf"
+}
+
+case "$cmd" in
+    start) do_start "$@" ;;
+    stop) do_stop; echo "slurm test cluster stopped ($state)" ;;
+    status) do_status ;;
+    *) usage ;;
+esac

@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Acceptance cases for Genie on a real Slurm cluster: the SPANK plugin
+(genie_spank.so, option --genie-phases) and the cli_filter (configs/
+cli_filter.lua) that sizes the step, on the one-node cluster that
+tests/slurm/cluster.sh starts as a CTest fixture.
+
+  slurm_test.py CASE        CASE: smoke help bad_specs generate nofilter sbatch_llm
+
+Run from the repository root with SLURM_CONF pointing at the test cluster's
+slurm.conf (CTest sets it; tests/slurm/README.md says how to run by hand).
+Every case prints what it checks, the output of any command that did not do
+what was expected, and ends with one line "PASS: ..." or "FAIL: ...".
+Exit status: 0 pass, 1 fail, 77 skipped (the cluster fixture did not start,
+e.g. not root or the plugin not built); CTest's SKIP_RETURN_CODE is 77.
+"""
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+SKIP = 77
+
+# What the plugin is configured with in plugstack.conf (cluster.sh):
+# allowed_phases=prefill,decode,vision max_slices=8.
+BAD_SPECS = [
+    "",                        # empty
+    "prefill",                 # no count
+    "prefill:",                # empty count
+    "prefill:0",               # zero slices
+    "prefill:-1",              # negative
+    "prefill:x",               # not a number
+    ":3",                      # no name
+    "prefill:2,prefill:1",     # phase given twice
+    "embed:1",                 # not in allowed_phases
+    "prefill:99999999999",     # overflows
+    "prefill:5,decode:4",      # 9 slices > max_slices=8
+]
+# Specs also tried through sbatch (each costs about a second).
+BAD_SPECS_SBATCH = ["prefill:x", "prefill:5,decode:4"]
+
+GENIE_OPTIONS = ["--genie-phases", "--genie-restore", "--genie-checkpoint-dir", "--genie-config"]
+
+# A line of the plugin's: "genie: ..." as printed by slurm_error() in srun,
+# sbatch or slurmstepd ("srun: error: genie: ...").
+GENIE_LINE = re.compile(r"^(?:(?:srun|sbatch|salloc|slurmstepd(?:-\S+)?): (?:error: )?)?genie: ")
+
+
+class Result:
+    def __init__(self, argv, rc, out, err, secs, timed_out=False):
+        self.argv, self.rc, self.out, self.err = argv, rc, out, err
+        self.secs, self.timed_out = secs, timed_out
+
+    def show(self, why=""):
+        print(f"--- {why or 'command'}: {shlex.join(self.argv)}")
+        state = "timed out" if self.timed_out else f"exit {self.rc}"
+        print(f"--- {state} after {self.secs:.1f} s; stdout:")
+        print(self.out.rstrip("\n") or "(empty)")
+        print("--- stderr:")
+        print(self.err.rstrip("\n") or "(empty)")
+        print("---", flush=True)
+
+
+def run(argv, timeout, env=None, job_name=None):
+    """Run argv, return a Result; never raises on failure or timeout.  A
+    timed-out srun/sbatch is killed and its job cancelled by name, so that
+    the next case finds the node free."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, env=env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return Result(argv, proc.returncode, out, err, time.monotonic() - t0)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        if job_name:
+            subprocess.run(["scancel", "--name", job_name], env=env, timeout=30,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return Result(argv, 124, out, err, time.monotonic() - t0, timed_out=True)
+
+
+def genie_lines(text):
+    return [l for l in text.splitlines() if "genie:" in l]
+
+
+def fail(msg):
+    print(f"FAIL: {msg}", flush=True)
+    return 1
+
+
+def ok_line(msg):
+    print(f"PASS: {msg}", flush=True)
+    return 0
+
+
+def state_dir():
+    return os.path.dirname(os.path.abspath(os.environ["SLURM_CONF"]))
+
+
+def check_cluster():
+    """None when the cluster answers; otherwise the exit status for the case:
+    77 when the fixture did not start the cluster (it skipped), 1 when it
+    started it and the cluster no longer answers (that is a failure, not a
+    reason to skip)."""
+    conf = os.environ.get("SLURM_CONF")
+    if not conf or not os.path.isfile(conf):
+        print(f"skipped: no test cluster (SLURM_CONF={conf!r} is not a file)")
+        return SKIP
+    up_file = os.path.join(state_dir(), "up")
+    r = run(["sinfo", "-h", "-o", "%T"], timeout=30)
+    if r.rc == 0 and r.out.strip():
+        return None
+    if not os.path.exists(up_file):
+        print(f"skipped: the test cluster of {conf} is not up (the slurm_cluster_start fixture "
+              "skipped or failed; see its output)")
+        return SKIP
+    r.show("sinfo")
+    return fail(f"the test cluster of {conf} was started but does not answer; "
+                f"logs: {state_dir()}/log/")
+
+
+# --- cases -------------------------------------------------------------------
+
+def case_smoke(tmp):
+    """srun -n1 hostname on the cluster, with no genie option: the cluster
+    works, and the plugin and the cli_filter leave a plain step alone."""
+    print("checks: srun -n1 hostname prints this host; srun -n1 env without --genie-phases "
+          "has SLURM_NTASKS=1, no GPUs and no GENIE_* variable the caller did not set; "
+          "no 'genie:' line on stderr")
+    host = run(["hostname", "-s"], timeout=10).out.strip()
+    r = run(["srun", "-n1", "-t", "1", "-J", "genie-smoke", "hostname"], timeout=120,
+            job_name="genie-smoke")
+    problems = []
+    if r.rc != 0 or r.out.strip().split(".")[0] != host:
+        r.show("srun hostname")
+        problems.append(f"srun -n1 hostname: exit {r.rc}, printed {r.out.strip()!r}, want {host!r}")
+    r2 = run(["srun", "-n1", "-t", "1", "-J", "genie-smoke", "env"], timeout=120,
+             job_name="genie-smoke")
+    env = dict(l.split("=", 1) for l in r2.out.splitlines() if "=" in l)
+    added = {k: v for k, v in env.items()
+             if k.startswith("GENIE_") and os.environ.get(k) != v}
+    if r2.rc != 0:
+        r2.show("srun env")
+        problems.append(f"srun -n1 env: exit {r2.rc}")
+    else:
+        if env.get("SLURM_NTASKS") != "1":
+            problems.append(f"SLURM_NTASKS={env.get('SLURM_NTASKS')!r}, want '1' "
+                            "(the cli_filter changed a step without --genie-phases?)")
+        if env.get("SLURM_STEP_GPUS") or env.get("CUDA_VISIBLE_DEVICES"):
+            problems.append("a step without --gpus got GPUs: SLURM_STEP_GPUS="
+                            f"{env.get('SLURM_STEP_GPUS')!r} CUDA_VISIBLE_DEVICES="
+                            f"{env.get('CUDA_VISIBLE_DEVICES')!r}")
+        if added:
+            problems.append(f"GENIE_* set in the task without --genie-phases: {added}")
+    for res in (r, r2):
+        if genie_lines(res.err):
+            res.show("genie output without --genie-phases")
+            problems.append("'genie:' on stderr of a step without --genie-phases")
+    for p in problems:
+        print(f"  problem: {p}")
+    if problems:
+        return fail(f"{len(problems)} problem(s) with a plain step")
+    return ok_line(f"srun -n1 hostname -> {host}; a plain step is left alone")
+
+
+def help_text(lines, opt):
+    """The help text of opt in `srun --help` output: what follows the option
+    (and its argument) on its line, or the indented line(s) under it when
+    the option is too long to share its line."""
+    pat = re.compile(r"^\s+" + re.escape(opt) + r"(?:=\S+)?(?:\s+(.*))?$")
+    for i, line in enumerate(lines):
+        m = pat.match(line)
+        if not m:
+            continue
+        text = (m.group(1) or "").strip()
+        j = i + 1
+        # Continuation lines: indented, not a new option, not blank.
+        while j < len(lines) and lines[j].strip() and not lines[j].lstrip().startswith("-"):
+            text += " " + lines[j].strip()
+            j += 1
+        return text.strip()
+    return None
+
+
+def case_help(tmp):
+    print(f"checks: srun --help lists {', '.join(GENIE_OPTIONS)}, each with help text")
+    r = run(["srun", "--help"], timeout=60)
+    if r.rc != 0:
+        r.show("srun --help")
+        return fail(f"srun --help: exit {r.rc}")
+    lines = r.out.splitlines()
+    problems = []
+    for opt in GENIE_OPTIONS:
+        text = help_text(lines, opt)
+        if text is None:
+            problems.append(f"{opt} is not listed")
+        elif len(re.findall(r"[A-Za-z]{2,}", text)) < 3:
+            problems.append(f"{opt} has no real help text: {text!r}")
+        else:
+            print(f"  {opt}: {text}")
+    # Informative: sbatch lists the options only if the plugin registers them
+    # in the allocator context (spank_option_register() in slurm_spank_init).
+    rs = run(["sbatch", "--help"], timeout=60)
+    listed = [o for o in GENIE_OPTIONS if help_text(rs.out.splitlines(), o) is not None]
+    print(f"  (info) sbatch --help lists: {', '.join(listed) or 'none of them'}")
+    if problems:
+        block = [l for l in lines if "genie" in l.lower()]
+        print("--- srun --help lines that mention genie:")
+        print("\n".join(block) or "(none)")
+        for p in problems:
+            print(f"  problem: {p}")
+        return fail(f"{len(problems)} of {len(GENIE_OPTIONS)} options missing or without help")
+    return ok_line(f"srun --help lists all {len(GENIE_OPTIONS)} options with help text")
+
+
+def refused(r, marker, what, submit=False):
+    """Problems with a run that should have been refused before anything
+    launched: exit status, exactly one 'genie:' line, no marker file, and
+    for sbatch no job submitted."""
+    problems = []
+    if r.timed_out:
+        problems.append("timed out")
+    elif r.rc == 0:
+        problems.append("exit status 0")
+    lines = genie_lines(r.err)
+    if len(lines) != 1:
+        problems.append(f"{len(lines)} lines with 'genie:' on stderr, want exactly 1")
+    elif not GENIE_LINE.match(lines[0]):
+        problems.append(f"the genie line does not start with 'genie:' (after a "
+                        f"'srun: error: ' prefix): {lines[0]!r}")
+    if genie_lines(r.out):
+        problems.append("'genie:' on stdout (errors belong on stderr)")
+    if os.path.exists(marker):
+        problems.append("the command ran (marker file created)")
+    if submit and "Submitted batch job" in r.out:
+        problems.append(f"a job was submitted: {r.out.strip()}")
+    if problems:
+        r.show(what)
+    return problems, (lines[0] if len(lines) == 1 else None)
+
+
+def case_bad_specs(tmp):
+    print(f"checks: {len(BAD_SPECS)} bad --genie-phases specs are refused by srun (and "
+          f"{len(BAD_SPECS_SBATCH)} by sbatch): non-zero exit, exactly one 'genie:' line, "
+          "nothing launched")
+    failed = []
+    runs = [("srun", s) for s in BAD_SPECS] + [("sbatch", s) for s in BAD_SPECS_SBATCH]
+    for n, (tool, spec) in enumerate(runs):
+        marker = os.path.join(tmp, f"marker{n}")
+        code = f"open({marker!r}, 'w')"
+        if tool == "srun":
+            argv = ["srun", f"--genie-phases={spec}", "-t", "1", "-J", "genie-bad-spec",
+                    "python", "-c", code]
+        else:
+            argv = ["sbatch", f"--genie-phases={spec}", "-t", "1", "-J", "genie-bad-spec",
+                    "-o", os.path.join(tmp, f"sbatch{n}.out"),
+                    "--wrap", shlex.join(["python", "-c", code])]
+        r = run(argv, timeout=120, job_name="genie-bad-spec")
+        if tool == "sbatch" and r.rc == 0:
+            # Submitted: give the job the time to run, so that the marker
+            # check means something.
+            time.sleep(5)
+        problems, line = refused(r, marker, f"{tool} --genie-phases={spec!r}",
+                                 submit=(tool == "sbatch"))
+        if problems:
+            failed.append(f"{tool} {spec!r}")
+            print(f"  {tool} --genie-phases={spec!r}: FAIL: {'; '.join(problems)}")
+        else:
+            print(f"  {tool} --genie-phases={spec!r}: refused, exit {r.rc}: {line}")
+    if failed:
+        return fail(f"{len(failed)} of {len(runs)} bad specs not refused as required: "
+                    + ", ".join(failed))
+    return ok_line(f"all {len(runs)} bad specs refused with one genie line, nothing launched")
+
+
+def executor_gpus(text):
+    """cuda_visible_devices per executor from generate.py --stats: its lines
+    'cuda_visible_devices=<value>' (one per executor), or failing those the
+    JSON keys of get_stats()["executors"]."""
+    vals = re.findall(r"cuda_visible_devices=(\S*)", text)
+    if vals:
+        return vals, "summary lines"
+    return re.findall(r'"cuda_visible_devices":\s*"([^"]*)"', text), "get_stats JSON"
+
+
+def case_generate(tmp):
+    argv = ["srun", "--genie-phases=prefill:2,decode:1", "-t", "5", "-J", "genie-generate",
+            "python", "jobs/examples/generate.py", "--check", "--stats"]
+    print(f"checks: {shlex.join(argv)} (no -n, no --gpus: the cli_filter sizes the step "
+          "to 4 tasks and 3 GPUs) exits 0, its tokens match PyTorch, and the 3 executors "
+          "each see one GPU, all different")
+    r = run(argv, timeout=600, job_name="genie-generate")
+    problems = []
+    if r.rc != 0:
+        problems.append(f"exit {'timeout' if r.timed_out else r.rc}")
+    out = r.out + r.err
+    m = re.search(r"^all (\d+) prompts match$", r.out, re.M)
+    if not m:
+        problems.append("no 'all N prompts match' line (tokens not checked against PyTorch, "
+                        "or they differ)")
+    if re.search(r"MISMATCH", out):
+        problems.append("a prompt's tokens differ from PyTorch")
+    if not re.search(r"mode=distributed", out):
+        problems.append("genie did not run in the distributed mode")
+    gpus, source = executor_gpus(out)
+    if len(gpus) != 3:
+        problems.append(f"{len(gpus)} executor cuda_visible_devices values found ({source}), "
+                        f"want 3: {gpus}")
+    else:
+        bad = [g for g in gpus if not re.fullmatch(r"\d+", g)]
+        if bad:
+            problems.append(f"executors' CUDA_VISIBLE_DEVICES must be one index each: {gpus}")
+        elif len(set(gpus)) != 3:
+            problems.append(f"executors share a GPU: CUDA_VISIBLE_DEVICES {gpus}")
+    if problems:
+        r.show("generate")
+        for p in problems:
+            print(f"  problem: {p}")
+        return fail(f"generate through srun: {'; '.join(problems)}")
+    return ok_line(f"{m.group(0)}; executors' CUDA_VISIBLE_DEVICES {', '.join(gpus)} "
+                   f"({source}); {r.secs:.0f} s")
+
+
+def case_nofilter(tmp):
+    conf = os.path.join(state_dir(), "nofilter", "slurm.conf")
+    env = dict(os.environ, SLURM_CONF=conf)
+    marker = os.path.join(tmp, "marker")
+    argv = ["srun", "--genie-phases=prefill:2,decode:1", "-t", "1", "-J", "genie-nofilter",
+            "python", "-c", f"open({marker!r}, 'w')"]
+    print(f"checks: with the cli_filter off (SLURM_CONF={conf}), {shlex.join(argv)} fails "
+          "before any task runs, with a genie: message naming '-n 4' and '--gpus=3'")
+    if not os.path.isfile(conf):
+        return fail(f"{conf} missing (cluster.sh writes it)")
+    r = run(argv, timeout=120, env=env, job_name="genie-nofilter")
+    problems = []
+    if r.timed_out:
+        problems.append("timed out")
+    elif r.rc == 0:
+        problems.append("exit status 0")
+    lines = genie_lines(r.err)
+    named = [l for l in lines if GENIE_LINE.match(l) and "-n 4" in l and "--gpus=3" in l]
+    if not named:
+        problems.append(f"no genie: line on stderr naming both '-n 4' and '--gpus=3' "
+                        f"(genie lines: {lines})")
+    if os.path.exists(marker):
+        problems.append("a task ran (marker file created)")
+    if problems:
+        r.show("srun without the cli_filter")
+        for p in problems:
+            print(f"  problem: {p}")
+        return fail(f"without the cli_filter: {'; '.join(problems)}")
+    extra = f" ({len(lines)} genie lines)" if len(lines) > 1 else ""
+    return ok_line(f"refused, exit {r.rc}, nothing ran: {named[0]}{extra}")
+
+
+def case_sbatch_llm(tmp):
+    script = "jobs/llm-serving.sbatch"
+    out_file = os.path.join(tmp, "llm-serving.out")
+    argv = ["sbatch", "--wait", "-J", "genie-sbatch-llm", "-t", "10", "-o", out_file, script]
+    print(f"checks: {shlex.join(argv)} completes with exit 0 and its output shows the "
+          "tokens match PyTorch")
+    if not os.path.isfile(script):
+        return fail(f"{script} does not exist")
+    r = run(argv, timeout=600, job_name="genie-sbatch-llm")
+    try:
+        with open(out_file, errors="replace") as f:
+            job_out = f.read()
+    except OSError as e:
+        job_out = f"(cannot read {out_file}: {e})"
+    problems = []
+    if r.rc != 0:
+        problems.append(f"sbatch --wait: exit {'timeout' if r.timed_out else r.rc}")
+    m = re.search(r"^all (\d+) prompts match$", job_out, re.M)
+    if not m:
+        problems.append("no 'all N prompts match' line in the job's output")
+    if problems:
+        r.show("sbatch")
+        print(f"--- job output {out_file}:")
+        print(job_out.rstrip("\n") or "(empty)")
+        print("---")
+        for p in problems:
+            print(f"  problem: {p}")
+        return fail(f"{script}: {'; '.join(problems)}")
+    return ok_line(f"{script}: job exit 0, {m.group(0)}; {r.secs:.0f} s")
+
+
+CASES = {
+    "smoke": case_smoke,
+    "help": case_help,
+    "bad_specs": case_bad_specs,
+    "generate": case_generate,
+    "nofilter": case_nofilter,
+    "sbatch_llm": case_sbatch_llm,
+}
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in CASES:
+        print(f"usage: {argv[0]} {{{','.join(CASES)}}}", file=sys.stderr)
+        return 2
+    name = argv[1]
+    print(f"slurm case {name}: SLURM_CONF={os.environ.get('SLURM_CONF')}", flush=True)
+    status = check_cluster()
+    if status is not None:
+        return status
+    with tempfile.TemporaryDirectory(prefix=f"genie-slurm-{name}-") as tmp:
+        try:
+            return CASES[name](tmp)
+        except Exception as e:          # a bug in this file is a failure too
+            traceback.print_exc()
+            return fail(f"{type(e).__name__}: {e}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
