@@ -304,12 +304,13 @@ void genie_launch_fill_vars(genie_launch_t *L)
     set_ucx_var(L, GENIE_LAUNCH_VAR_UCX_TLS, "UCX_TLS", c->ucx_tls);
     set_ucx_var(L, GENIE_LAUNCH_VAR_UCX_KEEPALIVE, "UCX_KEEPALIVE_INTERVAL", ka);
     /* UCX's shared-memory transports (posix, sysv) advertise peer error
-     * handling only when these are "y".  Genie's endpoints ask for
+     * handling only when *_ERROR_HANDLING is "y".  Genie's endpoints ask for
      * UCP_ERR_HANDLING_MODE_PEER so that a lost executor is detected; without
-     * these, UCX silently leaves shared memory out of such endpoints and
-     * intra-node traffic goes over tcp. */
+     * it, UCX silently leaves shared memory out of such endpoints and
+     * intra-node traffic goes over tcp.  The SysV one is set by the
+     * transport itself, only where UCX_TLS may select sysv (UCX warns about
+     * a variable nothing reads). */
     set_ucx_var(L, GENIE_LAUNCH_VAR_UCX_POSIX_EH, "UCX_POSIX_ERROR_HANDLING", "y");
-    set_ucx_var(L, GENIE_LAUNCH_VAR_UCX_SYSV_EH, "UCX_SYSV_ERROR_HANDLING", "y");
 }
 
 static int dry_run(genie_launch_t *L)

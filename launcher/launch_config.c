@@ -109,25 +109,6 @@ uint32_t genie_launch_slices_per_gpu(const genie_launch_config_t *cfg, const cha
     return cfg->slurm.slices_per_gpu;
 }
 
-/* UCX_TLS is a list of names, or "^" and the names to leave out; "sm",
- * "shm" and "all" are aliases that include sysv. */
-int genie_launch_tls_has_sysv(const char *tls)
-{
-    int         negate = tls[0] == '^';
-    const char *p      = negate ? tls + 1 : tls;
-    int         named  = 0;
-
-    while (*p != '\0' && !named) {
-        size_t n = strcspn(p, ",");
-
-        named = (n == 4 && strncmp(p, "sysv", 4) == 0) || (n == 2 && strncmp(p, "sm", 2) == 0) ||
-                (n == 3 && strncmp(p, "shm", 3) == 0) ||
-                (!negate && n == 3 && strncmp(p, "all", 3) == 0);
-        p += n + (p[n] == ',');
-    }
-    return negate ? !named : named;
-}
-
 int genie_launch_backend_ok(const char *v)
 {
     return strcmp(v, "cpu") == 0 || strcmp(v, "cuda") == 0 || strcmp(v, "auto") == 0;

@@ -88,10 +88,6 @@ int genie_launch_kv_mode_ok(const char *v);
 /* Slices of `phase` that share one GPU under the slurm group. */
 uint32_t genie_launch_slices_per_gpu(const genie_launch_config_t *cfg, const char *phase);
 
-/* 1 when the transport list may select UCX's sysv transport (so that
- * UCX_SYSV_ERROR_HANDLING is used and not warned about as unused). */
-int genie_launch_tls_has_sysv(const char *tls);
-
 /* Whole decimal number in [lo, hi] with nothing else around it. */
 int genie_launch_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *value_p);
 

@@ -17,8 +17,6 @@ SPANK_PLUGIN(genie, 1);
 
 genie_spank_state_t genie_spank = { .max_slices = -1 };
 
-static int task_side;   /* 1 inside slurm_spank_task_init (the task's stderr is the user's) */
-
 void genie_spank_err(const char *fmt, ...)
 {
     char    msg[1024];
@@ -33,9 +31,9 @@ void genie_spank_err(const char *fmt, ...)
         }
     }
     /* srun, sbatch and salloc print to the user's terminal: the line goes
-     * there as is, without Slurm's "srun: error: " in front.  slurmstepd's
-     * stderr goes nowhere useful, so its messages go to slurmd's log, and
-     * a task's also to the task's stderr, which srun shows. */
+     * there as is, without Slurm's "srun: error: " in front.  On the node,
+     * slurm_error reaches slurmd's log and, in a task, the task's stderr,
+     * which srun shows ("slurmstepd-NODE: error: genie: ..."). */
     switch (spank_context()) {
     case S_CTX_LOCAL:
     case S_CTX_ALLOCATOR:
@@ -43,9 +41,6 @@ void genie_spank_err(const char *fmt, ...)
         break;
     default:
         slurm_error("genie: %s", msg);
-        if (task_side) {
-            fprintf(stderr, "genie: %s\n", msg);
-        }
         break;
     }
 }
@@ -139,17 +134,12 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av)
 
 int slurm_spank_task_init(spank_t sp, int ac, char **av)
 {
-    int rc;
-
     (void)ac;
     (void)av;
     if (genie_spank.opt[GENIE_SPANK_OPT_PHASES] == NULL || !spank_remote(sp)) {
         return 0;
     }
-    task_side = 1;
-    rc = genie_spank_stepd_task_init(sp);
-    task_side = 0;
-    return rc;
+    return genie_spank_stepd_task_init(sp);
 }
 
 int slurm_spank_exit(spank_t sp, int ac, char **av)

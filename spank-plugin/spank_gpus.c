@@ -122,11 +122,10 @@ genie_status_t genie_spank_pick_gpu(const genie_spank_layout_t *lay, const uint3
         fail(err, errlen, msg);
         return GENIE_ERR_INVALID;
     }
-    if (mine.slot < 0) {
-        return GENIE_ERR_NOT_FOUND;
-    }
     /* Distinct slots on this node, and how many of them come before mine.
-     * O(n_local^2), and n_local is the tasks of one node. */
+     * O(n_local^2), and n_local is the tasks of one node.  Checked for
+     * every task, the driver too, so that a node short of GPUs starts none
+     * of them. */
     for (uint32_t i = 0; i < n_local; i++) {
         int seen = 0;
 
@@ -150,6 +149,9 @@ genie_status_t genie_spank_pick_gpu(const genie_spank_layout_t *lay, const uint3
                  genie_spank_gpus_needed(lay));
         fail(err, errlen, msg);
         return GENIE_ERR_INVALID;
+    }
+    if (mine.slot < 0) {
+        return GENIE_ERR_NOT_FOUND;
     }
     nth_gpu(gpus, (int)below, buf, len);
     return GENIE_OK;

@@ -53,7 +53,8 @@ genie_status_t genie_spank_task(const genie_spank_layout_t *lay, uint32_t id,
 /* The GPU of task `me` among this node's tasks `local` (n_local global ids,
  * me among them) given the node's GPUs `gpus` ("0,1,2").  Writes the one GPU
  * name into buf (size len); GENIE_ERR_NOT_FOUND when the task has no slot
- * (buf untouched).  On error writes one "genie: ..." line into err. */
+ * (buf untouched).  GENIE_ERR_INVALID, for every task of the node, when the
+ * node has fewer GPUs than its tasks need.  On error writes one "genie: ..." line into err. */
 genie_status_t genie_spank_pick_gpu(const genie_spank_layout_t *lay, const uint32_t *local,
                                     uint32_t n_local, uint32_t me, const char *gpus, char *buf,
                                     size_t len, char *err, size_t errlen);

@@ -250,13 +250,11 @@ static int set_settings(spank_t sp, uint32_t executors_here)
     }
     snprintf(v, sizeof(v), "%lldms", (long long)cfg->ucx_keepalive_ms);
     /* Shared-memory transports advertise peer error handling only with
-     * these (docs/wire-protocol.md); SYSV only where sysv may be used, so
-     * UCX does not warn about an unused variable. */
+     * this (docs/wire-protocol.md); the transport adds the SysV one itself
+     * where UCX_TLS may select sysv. */
     if (set_default(sp, "UCX_TLS", cfg->ucx_tls) != 0 ||
         set_default(sp, "UCX_KEEPALIVE_INTERVAL", v) != 0 ||
-        set_default(sp, "UCX_POSIX_ERROR_HANDLING", "y") != 0 ||
-        (genie_launch_tls_has_sysv(cfg->ucx_tls) &&
-         set_default(sp, "UCX_SYSV_ERROR_HANDLING", "y") != 0)) {
+        set_default(sp, "UCX_POSIX_ERROR_HANDLING", "y") != 0) {
         return -1;
     }
     return 0;

@@ -11,8 +11,8 @@ launcher (``genie-launch --phases prefill:2,decode:1 -- python generate.py``).
   --check   also run plain PyTorch on the same weights and exit 1 unless the
             tokens are identical for every prompt
   --stats   print genie.get_stats() as JSON at the end; in the distributed
-            mode also a summary: prefill requests per prefill rank and, per
-            session, the KV bytes handed to the decode rank against the KV
+            mode also a summary: prefill requests per prefill rank, each
+            executor's CUDA_VISIBLE_DEVICES and, per session, the KV bytes handed to the decode rank against the KV
             cache's size.  With --check, exit 1 unless every session's KV
             cache moved exactly once, with exactly its size, and every
             prefill rank did prefill work (given as many prompts as ranks).
@@ -145,6 +145,11 @@ def distributed_summary(stats, n_prompts):
               f"({e['host']} pid {e['pid']})")
         if n_prompts >= len(prefill) and not (n > 0 and compute > 0):
             problems.append(f"prefill rank {e['rank']} did no prefill work")
+    for e in execs:
+        # Under srun --genie-phases each executor sees only its own slice's GPU.
+        cvd = e.get("cuda_visible_devices")
+        print(f"executor rank {e['rank']} ({e['phase']} slice {e['slice']}): "
+              f"cuda_visible_devices={'(unset)' if cvd is None else cvd}")
     colocated = stats.get("kv_mode", "colocated") == "colocated"
     for sid, s in sorted(stats["sessions"].items()):
         moved, cache, n = s["kv_bytes_moved"], s["kv_cache_bytes"], s["handoffs"]

@@ -59,10 +59,35 @@ static genie_status_t ucs_error(ucs_status_t s, const char *what)
  * failure detection; a value the user exported wins.  UCX's shared-memory
  * transports advertise peer error handling only with *_ERROR_HANDLING=y, and
  * an endpoint that asks for it would otherwise silently move to tcp. */
+/* UCX_TLS is a list of names, or "^" and the names to leave out; "sm",
+ * "shm" and "all" are aliases that include sysv. */
+static int tls_has_sysv(const char *tls)
+{
+    int         negate = tls[0] == '^';
+    const char *p      = negate ? tls + 1 : tls;
+    int         named  = 0;
+
+    while (*p != '\0' && !named) {
+        size_t n = strcspn(p, ",");
+
+        named = (n == 4 && strncmp(p, "sysv", 4) == 0) || (n == 2 && strncmp(p, "sm", 2) == 0) ||
+                (n == 3 && strncmp(p, "shm", 3) == 0) ||
+                (!negate && n == 3 && strncmp(p, "all", 3) == 0);
+        p += n + (p[n] == ',');
+    }
+    return negate ? !named : named;
+}
+
+/* SYSV only where UCX_TLS may select sysv (unset means all): UCX warns
+ * about a variable nothing reads. */
 static void set_ucx_defaults(void)
 {
+    const char *tls = getenv("UCX_TLS");
+
     setenv("UCX_POSIX_ERROR_HANDLING", "y", 0);
-    setenv("UCX_SYSV_ERROR_HANDLING", "y", 0);
+    if (tls == NULL || tls_has_sysv(tls)) {
+        setenv("UCX_SYSV_ERROR_HANDLING", "y", 0);
+    }
     setenv("UCX_KEEPALIVE_INTERVAL", "1s", 0);
 }
 
