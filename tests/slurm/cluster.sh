@@ -13,8 +13,9 @@
 # debugging the fixture itself, never used by the tests).  REPO_ROOT gives
 # configs/cli_filter.lua and configs/genie.conf, copied into STATE_DIR.
 #
-# Environment: GENIE_SLURMCTLD_PORT (16817), GENIE_SLURMD_PORT (16818),
-# GENIE_SLURM_START_TIMEOUT (60 s).
+# Environment: GENIE_SLURMCTLD_PORT, GENIE_SLURMD_PORT (default: the first
+# free pair of 16817/16818, 16819/16820, ...; another tree's test cluster or
+# a developer's may hold the first), GENIE_SLURM_START_TIMEOUT (60 s).
 #
 # Exit status: 0 done, 1 failed (daemon log tails printed), 77 skipped (not
 # root, Slurm or munge missing, plugin not built): CTest's SKIP_RETURN_CODE.
@@ -46,8 +47,6 @@ case "$state" in
         echo "cluster.sh: refusing state dir '$state'" >&2; exit 2 ;;
 esac
 
-ctld_port=${GENIE_SLURMCTLD_PORT:-16817}
-slurmd_port=${GENIE_SLURMD_PORT:-16818}
 start_timeout=${GENIE_SLURM_START_TIMEOUT:-60}
 conf=$state/slurm.conf
 logs=$state/log
@@ -86,17 +85,22 @@ stepds() {
     done
 }
 
-# stop_pid NAME PID: TERM, then KILL after 5 s.
-stop_pid() {
-    kill -TERM "$2" 2>/dev/null || return 0
+# stop_pids PID...: TERM all, then KILL whichever is left after 5 s.
+stop_pids() {
+    [ $# -gt 0 ] || return 0
+    kill -TERM "$@" 2>/dev/null
     i=0
-    while kill -0 "$2" 2>/dev/null && [ $i -lt 50 ]; do
+    while [ $i -lt 50 ]; do
+        alive=
+        for p in "$@"; do
+            kill -0 "$p" 2>/dev/null && alive="$alive $p"
+        done
+        [ -n "$alive" ] || return 0
         sleep 0.1; i=$((i + 1))
     done
-    if kill -0 "$2" 2>/dev/null; then
-        echo "cluster.sh: $1 (pid $2) ignored SIGTERM for 5 s; SIGKILL" >&2
-        kill -KILL "$2" 2>/dev/null
-    fi
+    echo "cluster.sh: pid(s)$alive ignored SIGTERM for 5 s; SIGKILL" >&2
+    kill -KILL $alive 2>/dev/null
+    return 0
 }
 
 do_stop() {
@@ -110,13 +114,11 @@ do_stop() {
             sleep 0.1; i=$((i + 1))
         done
     fi
-    for d in slurmd slurmctld; do
-        pid=$(pid_of $d) && stop_pid $d "$pid"
-    done
-    for pid in $(stepds); do
-        stop_pid slurmstepd "$pid"
-    done
-    pid=$(pid_of munged) && stop_pid munged "$pid"
+    # slurmd and slurmctld together (each takes about 2 s to go), munged
+    # last: the others talk to it while they shut down.
+    stop_pids $(pid_of slurmd) $(pid_of slurmctld)
+    stop_pids $(stepds)
+    stop_pids $(pid_of munged)
     rm -f "$state/up" "$mungedir/munge.socket" "$mungedir/munge.socket.lock" \
           "$state/slurmctld.pid" "$state/slurmd.pid" "$mungedir/munged.pid"
     return 0
@@ -151,6 +153,34 @@ fail() {
     tail_logs >&2
     do_stop
     exit 1
+}
+
+# port_busy PORT: something listens on TCP PORT.
+port_busy() {
+    ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# pick_ports: ctld_port and slurmd_port, as given or the first free pair.
+pick_ports() {
+    if [ -n "${GENIE_SLURMCTLD_PORT:-}${GENIE_SLURMD_PORT:-}" ]; then
+        ctld_port=${GENIE_SLURMCTLD_PORT:-16817}
+        slurmd_port=${GENIE_SLURMD_PORT:-16818}
+        for p in $ctld_port $slurmd_port; do
+            if port_busy $p; then
+                port_problem="port $p (GENIE_SLURMCTLD_PORT/GENIE_SLURMD_PORT) is in use"
+                return 1
+            fi
+        done
+        return 0
+    fi
+    ctld_port=16817
+    while [ $ctld_port -lt 16857 ]; do
+        slurmd_port=$((ctld_port + 1))
+        port_busy $ctld_port || port_busy $slurmd_port || return 0
+        ctld_port=$((ctld_port + 2))
+    done
+    port_problem="no free port pair in 16817..16856; set GENIE_SLURMCTLD_PORT and GENIE_SLURMD_PORT"
+    return 1
 }
 
 write_configs() {
@@ -261,6 +291,7 @@ do_start() {
     # own the directory it creates its socket in; clients (root) reach it.
     chmod 0755 "$state" "$mungedir" "$state/nofilter"
     chown munge:munge "$mungedir" || exit 1
+    pick_ports || fail "$port_problem"
     host=$(hostname -s)
     write_configs "$plugin" "$repo" "$host" || fail "could not write the configs in $state"
 
