@@ -45,32 +45,12 @@ void genie_spank_err(const char *fmt, ...)
     }
 }
 
-/* Values are only stored here: in slurmstepd the callbacks may run before
- * slurm_spank_init has read the plugstack arguments, so checks that need
- * them wait for init_post_opt (submit side) or user_init (node side).  The
- * phase spec alone is checked at once on the submit side, so that a bad one
- * is refused while the command line is read, before any allocation. */
-extern struct spank_option spank_options[];
+static int opt_cb(int val, const char *optarg, int remote);
 
-static int opt_cb(int val, const char *optarg, int remote)
-{
-    if (val < 0 || val >= GENIE_SPANK_N_OPTS) {
-        return -1;
-    }
-    if (optarg == NULL || strlen(optarg) > 4000 ||
-        (val != GENIE_SPANK_OPT_PHASES && optarg[0] == '\0')) {
-        genie_spank_err("--%s needs a value of 1..4000 bytes", spank_options[val].name);
-        return -1;
-    }
-    if (!remote && val == GENIE_SPANK_OPT_PHASES && genie_spank_check_phases(optarg) != 0) {
-        return -1;
-    }
-    free(genie_spank.opt[val]);
-    genie_spank.opt[val] = strdup(optarg);
-    return genie_spank.opt[val] != NULL ? 0 : -1;
-}
-
-struct spank_option spank_options[] = {
+/* Registered from slurm_spank_init with spank_option_register rather than
+ * exported as the spank_options table: Slurm 22.05's sbatch and salloc only
+ * know options registered that way. */
+static struct spank_option options[] = {
     { "genie-phases", "NAME:N[,...]",
       "Run this step as a Genie job: task 0 runs the program (the driver), then one executor "
       "task per slice, e.g. prefill:8,decode:1 (9 executors, 1 GPU each by default). "
@@ -90,10 +70,41 @@ struct spank_option spank_options[] = {
     SPANK_OPTIONS_TABLE_END
 };
 
+/* Values are only stored here: in slurmstepd the callbacks may run before
+ * slurm_spank_init has read the plugstack arguments, so checks that need
+ * them wait for init_post_opt (submit side) or user_init (node side).  The
+ * phase spec alone is checked at once on the submit side, so that a bad one
+ * is refused while the command line is read, before any allocation. */
+static int opt_cb(int val, const char *optarg, int remote)
+{
+    if (val < 0 || val >= GENIE_SPANK_N_OPTS) {
+        return -1;
+    }
+    if (optarg == NULL || strlen(optarg) > 4000 ||
+        (val != GENIE_SPANK_OPT_PHASES && optarg[0] == '\0')) {
+        genie_spank_err("--%s needs a value of 1..4000 bytes", options[val].name);
+        return -1;
+    }
+    if (!remote && val == GENIE_SPANK_OPT_PHASES && genie_spank_check_phases(optarg) != 0) {
+        return -1;
+    }
+    free(genie_spank.opt[val]);
+    genie_spank.opt[val] = strdup(optarg);
+    return genie_spank.opt[val] != NULL ? 0 : -1;
+}
+
 int slurm_spank_init(spank_t sp, int ac, char **av)
 {
-    (void)sp;
-    return genie_spank_parse_args(ac, av);
+    if (genie_spank_parse_args(ac, av) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < GENIE_SPANK_N_OPTS; i++) {
+        if (spank_option_register(sp, &options[i]) != ESPANK_SUCCESS) {
+            genie_spank_err("cannot register --%s with Slurm", options[i].name);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int slurm_spank_init_post_opt(spank_t sp, int ac, char **av)

@@ -48,6 +48,11 @@ from ._stats import get_stats
 
 __version__ = "0.1.0"
 
+if _os.environ.get("GENIE_ROLE") == "driver":
+    import atexit as _atexit
+
+    _atexit.register(_RUNTIME.release_unused_executors)
+
 DEVICE = _device.DEVICE
 
 

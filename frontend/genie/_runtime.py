@@ -189,6 +189,7 @@ class Runtime:
         self.last_srg = b""          # the most recent request, for genie.last_srg_json()
         self._next_session = 0
         self._atexit = False
+        self.connected_once = False  # a driver that never connects still releases its executors
         self._reset()
 
     def _reset(self):
@@ -253,6 +254,14 @@ class Runtime:
             threads = int(os.environ.get("GENIE_THREADS", "0") or 0)
         role = os.environ.get("GENIE_ROLE") or "embedded"
         if cluster is None and role == "driver":
+            # srun --genie-restore / genie-launch --restore pass this on.
+            # Restoring sessions from checkpoints is not built yet: refuse
+            # rather than start over silently.
+            if os.environ.get("GENIE_RESTORE_DIR"):
+                raise GenieError("genie: this job asks to restore from "
+                                 f"{os.environ['GENIE_RESTORE_DIR']} (--genie-restore), but "
+                                 "this version of Genie cannot restore checkpoints yet; "
+                                 "run without --genie-restore")
             launched = os.environ.get("GENIE_BACKEND")
             if backend not in (None, "auto") and launched and backend != launched:
                 raise GenieError(f"genie: the executors were launched with backend '{launched}'; "
@@ -263,6 +272,7 @@ class Runtime:
                                  "distributed mode (built without MPI/UCX); install "
                                  "libopenmpi-dev and libucx-dev and rebuild, or unset GENIE_ROLE")
             cluster = _C.Cluster()
+            self.connected_once = True
         elif cluster is None:
             if role != "embedded":
                 raise GenieError(f"genie: GENIE_ROLE={role} is not a role this process can "
@@ -301,6 +311,19 @@ class Runtime:
             atexit.register(self._close_at_exit)
             self._atexit = True
         return self.info()
+
+    def release_unused_executors(self):
+        """At a driver's exit: if it never connected (it failed before its
+        first request, or never made one), connect once and shut the
+        executors down.  Under srun nothing else would: they would wait in
+        the bootstrap for this rank until the job's time limit."""
+        if self.connected_once or not hasattr(_C, "Cluster"):
+            return
+        self.connected_once = True
+        try:
+            _C.Cluster().close()
+        except Exception as e:      # exiting anyway: one line, no stack
+            print(f"genie: could not release the executors: {e}", file=sys.stderr)
 
     def info(self):
         return {"mode": self.mode, "backend": self.backend, "executors": len(self.ranks),
