@@ -158,6 +158,18 @@ def test_colon_argument_refused_for_mpirun(env):
     ("ucx = { tls = \"tcp\";\n  bogus = 1; };\n", ":2: unknown key 'ucx.bogus'"),
     ("ucx = { tls = \"a b\"; };\n", ":1: ucx.tls has a bad character ' '"),
     ("ucx = { keepalive_ms = 0; };\n", ":1: ucx.keepalive_ms = 0 is out of range"),
+    # the slurm group (genie_spank.so's policy) is checked by the same reader
+    ("slurm = 1;\n", ":1: slurm must be a group"),
+    ("slurm = {\n  bogus = 1; };\n", ":2: unknown key 'slurm.bogus'"),
+    ("slurm = { slices_per_gpu = 0; };\n", ":1: slurm.slices_per_gpu = 0 is out of range"),
+    ("slurm = { slices_per_gpu = { Decode = 2; }; };\n",
+     ":1: slurm.slices_per_gpu.Decode = \"Decode\" is not a comma-separated list"),
+    ("slurm = { driver_gpu = 1; };\n", ":1: slurm.driver_gpu must be true or false"),
+    ("slurm = { rendezvous_dir = \"tmp\"; };\n", ":1: slurm.rendezvous_dir must be an absolute"),
+    ("slurm = { allowed_phases = \"prefill,,decode\"; };\n",
+     ":1: slurm.allowed_phases = \"prefill,,decode\" is not a comma-separated list"),
+    ("slurm = { allowed_phases = \"prefill,\"; };\n", ":1: slurm.allowed_phases = \"prefill,\""),
+    ("slurm = { max_slices = -1; };\n", ":1: slurm.max_slices = -1 is out of range"),
 ])
 def test_bad_config(env, tmp_path, text, needle):
     conf = tmp_path / "bad.conf"
@@ -168,6 +180,17 @@ def test_bad_config(env, tmp_path, text, needle):
     e = dict(env, GENIE_CONFIG=str(conf))
     assert assert_refused(run(["--phases", "prefill:1", "--", "true"], e)) == msg
     assert_nothing_created(env)
+
+
+def test_slurm_group_accepted(env, tmp_path):
+    """A site's genie.conf with a full slurm group also works for genie-launch."""
+    conf = tmp_path / "site.conf"
+    conf.write_text('slurm = {\n  slices_per_gpu = { default = 1; decode = 4; };\n'
+                    '  driver_gpu = true;\n  cpu_fallback = false;\n'
+                    '  rendezvous_dir = "/tmp";\n  checkpoint_root = "/scratch/genie";\n'
+                    '  allowed_phases = "prefill,decode";\n  max_slices = 64;\n};\n')
+    r = run(["--config", str(conf), "--phases", "prefill:1", "--dry-run", "--", "true"], env)
+    assert r.returncode == 0, r.stderr
 
 
 def test_unreadable_config(env, tmp_path):
