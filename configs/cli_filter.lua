@@ -31,10 +31,10 @@ local function genie_size(spec)
    return tasks, gpus
 end
 
-local function genie_spec(options)
-   local json = slurm.json_cli_options(options)
-   if json == nil then return nil end
-   return string.match(json, '"spank:genie%-phases"%s*:%s*"([^"]*)"')
+-- The options the user gave, as JSON.  Options left at their defaults are
+-- absent from it, which is how an explicit -n is told from the default 1.
+local function user_options(options)
+   return slurm.json_cli_options(options) or ""
 end
 
 function slurm_cli_setup_defaults(options, early_pass)
@@ -42,19 +42,23 @@ function slurm_cli_setup_defaults(options, early_pass)
 end
 
 function slurm_cli_pre_submit(options, pack_offset)
-   local spec = genie_spec(options)
+   local json = user_options(options)
+   local spec = string.match(json, '"spank:genie%-phases"%s*:%s*"([^"]*)"')
    if spec == nil or spec == "" then
       return slurm.SUCCESS
    end
    local tasks, gpus = genie_size(spec)
-   local have = tonumber(options["ntasks"])
+   local given = tonumber(string.match(json, '"ntasks"%s*:%s*"(%d+)"'))
    -- -n given by the user and different: say so rather than override it.
-   if options["ntasks_set"] == "true" and have ~= nil and have ~= tasks then
-      slurm.log_error("genie: --genie-phases=%s needs -n %d, not -n %d; drop -n", spec, tasks, have)
+   if given ~= nil and given ~= tasks then
+      slurm.log_error("genie: --genie-phases=%s needs -n %d, not -n %d; drop -n", spec, tasks, given)
       return slurm.ERROR
    end
    options["ntasks"] = tostring(tasks)
-   if options["gpus"] == nil or options["gpus"] == "" or options["gpus"] == "0" then
+   -- GPUs the user asked for in any form are left alone; the plugin checks
+   -- on each node that they are enough.
+   if not (string.find(json, '"gpus"', 1, true) or string.find(json, '"gpus-per-node"', 1, true)
+           or string.find(json, '"gres"', 1, true)) then
       options["gpus"] = tostring(gpus)
    end
    return slurm.SUCCESS
