@@ -15,7 +15,9 @@
 #
 # Environment: GENIE_SLURMCTLD_PORT, GENIE_SLURMD_PORT (default: the first
 # free pair of 16817/16818, 16819/16820, ...; another tree's test cluster or
-# a developer's may hold the first), GENIE_SLURM_START_TIMEOUT (60 s).
+# a developer's may hold the first), GENIE_SLURM_START_TIMEOUT (60 s),
+# GENIE_SLURM_OWNER_WAIT (300 s: how long start waits for another ctest run
+# that holds the same state dir, below).
 #
 # Exit status: 0 done, 1 failed (daemon log tails printed), 77 skipped (not
 # root, Slurm or munge missing, plugin not built): CTest's SKIP_RETURN_CODE.
@@ -48,6 +50,7 @@ case "$state" in
 esac
 
 start_timeout=${GENIE_SLURM_START_TIMEOUT:-60}
+owner_wait=${GENIE_SLURM_OWNER_WAIT:-300}
 conf=$state/slurm.conf
 logs=$state/log
 mungedir=$state/munge
@@ -101,6 +104,27 @@ stop_pids() {
     echo "cluster.sh: pid(s)$alive ignored SIGTERM for 5 s; SIGKILL" >&2
     kill -KILL $alive 2>/dev/null
     return 0
+}
+
+# Two ctest runs of one build tree (two people, or a run started while
+# another goes on) would share this state dir: the second start would stop
+# the first run's daemons, and its cleanup fixture (run even when its setup
+# fails) would too.  So a start under ctest records that ctest's pid in
+# STATE_DIR/owner, and while that ctest lives, start of another waits for
+# it and stop of another leaves the cluster alone.  Leftovers of a ctest
+# that is gone, or of a start by hand, are stopped as usual.
+parent_is_ctest() {
+    [ "$(cat /proc/$PPID/comm 2>/dev/null)" = ctest ]
+}
+
+# owner_busy: the cluster belongs to a live ctest other than our parent;
+# sets owner.
+owner_busy() {
+    owner=$(cat "$state/owner" 2>/dev/null) || return 1
+    case "$owner" in
+        '' | *[!0-9]*) return 1 ;;
+    esac
+    [ "$owner" != "$PPID" ] && [ "$(cat /proc/$owner/comm 2>/dev/null)" = ctest ]
 }
 
 do_stop() {
@@ -190,6 +214,9 @@ write_configs() {
     # only the first).
     cat > "$conf.tmp" <<EOF
 # Written by tests/slurm/cluster.sh; rewritten on every start.
+# MinJobAge=10: sbatch --wait sleeps 2 s, then 4 times longer while below
+# 32 s and MinJobAge/2, so it polls at 2, 10, 18, 26 ... s here; at 60 it
+# polled at 2, 10, 42 s and a 16 s job took 42 s.
 ClusterName=genietest
 SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$ctld_port
@@ -226,7 +253,7 @@ SlurmdTimeout=60
 SlurmctldTimeout=60
 InactiveLimit=0
 KillWait=2
-MinJobAge=60
+MinJobAge=10
 NodeName=$host NodeAddr=127.0.0.1 CPUs=32 RealMemory=1000 Gres=gpu:8 State=UNKNOWN
 PartitionName=genie Nodes=$host Default=YES MaxTime=INFINITE State=UP
 EOF
@@ -270,6 +297,16 @@ LUA
 do_start() {
     [ $# -eq 4 ] || usage
     plugin=$3 repo=$4
+    waited=0
+    while owner_busy; do
+        [ $waited -eq 0 ] && echo "cluster.sh: $state is in use by ctest pid $owner; waiting up to ${owner_wait}s"
+        [ $waited -lt "$owner_wait" ] \
+            || { echo "cluster.sh: $state still in use by ctest pid $owner" >&2; exit 1; }
+        sleep 1; waited=$((waited + 1))
+    done
+    mkdir -p "$state" || exit 1
+    rm -f "$state/owner"
+    parent_is_ctest && echo $PPID > "$state/owner"
     # Leftovers of an earlier run go first, also when this run skips: the
     # cases must not find an old cluster and take it for this one.
     do_stop
@@ -343,7 +380,14 @@ do_start() {
 
 case "$cmd" in
     start) do_start "$@" ;;
-    stop) do_stop; echo "slurm test cluster stopped ($state)" ;;
+    stop)
+        if owner_busy; then
+            echo "slurm test cluster left running: it belongs to ctest pid $owner ($state/owner)"
+            exit 0
+        fi
+        do_stop
+        parent_is_ctest && rm -f "$state/owner"
+        echo "slurm test cluster stopped ($state)" ;;
     status) do_status ;;
     *) usage ;;
 esac

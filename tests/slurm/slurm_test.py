@@ -190,7 +190,8 @@ def help_text(lines, opt):
 
 
 def case_help(tmp):
-    print(f"checks: srun --help lists {', '.join(GENIE_OPTIONS)}, each with help text")
+    print(f"checks: srun --help lists {', '.join(GENIE_OPTIONS)}, each with help text; "
+          "sbatch --help lists them too")
     r = run(["srun", "--help"], timeout=60)
     if r.rc != 0:
         r.show("srun --help")
@@ -205,19 +206,24 @@ def case_help(tmp):
             problems.append(f"{opt} has no real help text: {text!r}")
         else:
             print(f"  {opt}: {text}")
-    # Informative: sbatch lists the options only if the plugin registers them
-    # in the allocator context (spank_option_register() in slurm_spank_init).
+    # sbatch too: job scripts give the options as #SBATCH lines
+    # (jobs/*.sbatch).  In 22.05 sbatch knows a SPANK option only if the
+    # plugin registers it with spank_option_register() (the static
+    # spank_options table is read by srun alone).
     rs = run(["sbatch", "--help"], timeout=60)
-    listed = [o for o in GENIE_OPTIONS if help_text(rs.out.splitlines(), o) is not None]
-    print(f"  (info) sbatch --help lists: {', '.join(listed) or 'none of them'}")
+    missing = [o for o in GENIE_OPTIONS if help_text(rs.out.splitlines(), o) is None]
+    if rs.rc != 0 or missing:
+        problems.append(f"sbatch --help (exit {rs.rc}) does not list {', '.join(missing)}")
+    else:
+        print(f"  sbatch --help lists all {len(GENIE_OPTIONS)} as well")
     if problems:
         block = [l for l in lines if "genie" in l.lower()]
         print("--- srun --help lines that mention genie:")
         print("\n".join(block) or "(none)")
         for p in problems:
             print(f"  problem: {p}")
-        return fail(f"{len(problems)} of {len(GENIE_OPTIONS)} options missing or without help")
-    return ok_line(f"srun --help lists all {len(GENIE_OPTIONS)} options with help text")
+        return fail(f"{len(problems)} problem(s) with the options in --help")
+    return ok_line(f"srun and sbatch --help list all {len(GENIE_OPTIONS)} options with help text")
 
 
 def refused(r, marker, what, submit=False):
@@ -290,6 +296,20 @@ def executor_gpus(text):
     return re.findall(r'"cuda_visible_devices":\s*"([^"]*)"', text), "get_stats JSON"
 
 
+def check_gpus(text, n):
+    """The executors' CUDA_VISIBLE_DEVICES in text: (values, where they were
+    found, problems); want n values, each one index, all different."""
+    gpus, source = executor_gpus(text)
+    if len(gpus) != n:
+        return gpus, source, [f"{len(gpus)} executor cuda_visible_devices values found "
+                              f"({source}), want {n}: {gpus}"]
+    if not all(re.fullmatch(r"\d+", g) for g in gpus):
+        return gpus, source, [f"executors' CUDA_VISIBLE_DEVICES must be one index each: {gpus}"]
+    if len(set(gpus)) != n:
+        return gpus, source, [f"executors share a GPU: CUDA_VISIBLE_DEVICES {gpus}"]
+    return gpus, source, []
+
+
 def case_generate(tmp):
     argv = ["srun", "--genie-phases=prefill:2,decode:1", "-t", "5", "-J", "genie-generate",
             "python", "jobs/examples/generate.py", "--check", "--stats"]
@@ -309,16 +329,8 @@ def case_generate(tmp):
         problems.append("a prompt's tokens differ from PyTorch")
     if not re.search(r"mode=distributed", out):
         problems.append("genie did not run in the distributed mode")
-    gpus, source = executor_gpus(out)
-    if len(gpus) != 3:
-        problems.append(f"{len(gpus)} executor cuda_visible_devices values found ({source}), "
-                        f"want 3: {gpus}")
-    else:
-        bad = [g for g in gpus if not re.fullmatch(r"\d+", g)]
-        if bad:
-            problems.append(f"executors' CUDA_VISIBLE_DEVICES must be one index each: {gpus}")
-        elif len(set(gpus)) != 3:
-            problems.append(f"executors share a GPU: CUDA_VISIBLE_DEVICES {gpus}")
+    gpus, source, gpu_problems = check_gpus(out, 3)
+    problems += gpu_problems
     if problems:
         r.show("generate")
         for p in problems:
@@ -364,8 +376,9 @@ def case_sbatch_llm(tmp):
     script = "jobs/llm-serving.sbatch"
     out_file = os.path.join(tmp, "llm-serving.out")
     argv = ["sbatch", "--wait", "-J", "genie-sbatch-llm", "-t", "10", "-o", out_file, script]
-    print(f"checks: {shlex.join(argv)} completes with exit 0 and its output shows the "
-          "tokens match PyTorch")
+    print(f"checks: {shlex.join(argv)} completes with exit 0, its output shows the "
+          "tokens match PyTorch and 3 executors on 3 different GPUs (the srun inside "
+          "inherits --genie-phases, the task count and the GPUs)")
     if not os.path.isfile(script):
         return fail(f"{script} does not exist")
     r = run(argv, timeout=600, job_name="genie-sbatch-llm")
@@ -380,6 +393,8 @@ def case_sbatch_llm(tmp):
     m = re.search(r"^all (\d+) prompts match$", job_out, re.M)
     if not m:
         problems.append("no 'all N prompts match' line in the job's output")
+    gpus, source, gpu_problems = check_gpus(job_out, 3)
+    problems += gpu_problems
     if problems:
         r.show("sbatch")
         print(f"--- job output {out_file}:")
@@ -388,7 +403,8 @@ def case_sbatch_llm(tmp):
         for p in problems:
             print(f"  problem: {p}")
         return fail(f"{script}: {'; '.join(problems)}")
-    return ok_line(f"{script}: job exit 0, {m.group(0)}; {r.secs:.0f} s")
+    return ok_line(f"{script}: job exit 0, {m.group(0)}; executors' CUDA_VISIBLE_DEVICES "
+                   f"{', '.join(gpus)}; {r.secs:.0f} s")
 
 
 CASES = {
