@@ -8,10 +8,17 @@
 
 #include "spank_gpus.h"
 
+/* One line into err: the GPU list comes from the environment and may hold
+ * anything, so control bytes are replaced. */
 static void fail(char *err, size_t errlen, const char *msg)
 {
     if (err != NULL && errlen > 0) {
         snprintf(err, errlen, "%s", msg);
+        for (char *p = err; *p != '\0'; p++) {
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+                *p = '?';
+            }
+        }
     }
 }
 
