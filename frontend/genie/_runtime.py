@@ -262,6 +262,10 @@ class Runtime:
                                  f"{os.environ['GENIE_RESTORE_DIR']} (--genie-restore), but "
                                  "this version of Genie cannot restore checkpoints yet; "
                                  "run without --genie-restore")
+            if os.environ.get("GENIE_CHECKPOINT_DIR"):
+                print(f"genie: GENIE_CHECKPOINT_DIR={os.environ['GENIE_CHECKPOINT_DIR']} is set "
+                      "(--genie-checkpoint-dir or the site's checkpoint_root), but this version "
+                      "of Genie writes no checkpoints yet", file=sys.stderr)
             launched = os.environ.get("GENIE_BACKEND")
             if backend not in (None, "auto") and launched and backend != launched:
                 raise GenieError(f"genie: the executors were launched with backend '{launched}'; "
