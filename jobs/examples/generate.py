@@ -148,7 +148,7 @@ def distributed_summary(stats, n_prompts):
     for e in execs:
         # Under srun --genie-phases each executor sees only its own slice's GPU.
         cvd = e.get("cuda_visible_devices")
-        print(f"executor rank {e['rank']} ({e['phase']} slice {e['slice']}): "
+        print(f"executor rank {e['rank']} ({e['phase']} slice {e.get('slice')}): "
               f"cuda_visible_devices={'(unset)' if cvd is None else cvd}")
     colocated = stats.get("kv_mode", "colocated") == "colocated"
     for sid, s in sorted(stats["sessions"].items()):

@@ -407,6 +407,69 @@ def case_sbatch_llm(tmp):
                    f"{', '.join(gpus)}; {r.secs:.0f} s")
 
 
+def case_sbatch_vision(tmp):
+    script = "jobs/vision-pipeline.sbatch"
+    out_file = os.path.join(tmp, "vision.out")
+    argv = ["sbatch", "--wait", "-J", "genie-sbatch-vision", "-t", "10", "-o", out_file, script]
+    print(f"checks: {shlex.join(argv)} completes with exit 0, the ViT's logits and labels "
+          "match PyTorch, and 2 vision executors ran on 2 different GPUs")
+    r = run(argv, timeout=600, job_name="genie-sbatch-vision")
+    try:
+        with open(out_file, errors="replace") as f:
+            job_out = f.read()
+    except OSError as e:
+        job_out = f"(cannot read {out_file}: {e})"
+    problems = []
+    if r.rc != 0:
+        problems.append(f"sbatch --wait: exit {'timeout' if r.timed_out else r.rc}")
+    m = re.search(r"^all (\d+) images match.*$", job_out, re.M)
+    if not m:
+        problems.append("no 'all N images match' line in the job's output")
+    gpus, source, gpu_problems = check_gpus(job_out, 2)
+    problems += gpu_problems
+    if problems:
+        r.show("sbatch")
+        print(f"--- job output {out_file}:")
+        print(job_out.rstrip("\n") or "(empty)")
+        print("---")
+        for p in problems:
+            print(f"  problem: {p}")
+        return fail(f"{script}: {'; '.join(problems)}")
+    return ok_line(f"{script}: job exit 0, {m.group(0)}; executors' CUDA_VISIBLE_DEVICES "
+                   f"{', '.join(gpus)}; {r.secs:.0f} s")
+
+
+def case_launch_in_allocation(tmp):
+    """genie-launch inside an allocation starts its ranks with srun --multi-prog
+    (no --genie-phases: the launcher sets the environment itself)."""
+    launch = os.path.join(os.path.dirname(os.environ.get("GENIE_EXECUTOR", "")), "genie-launch")
+    argv = ["salloc", "-n", "4", "-t", "5", "-J", "genie-launch-alloc", launch, "-v",
+            "--phases", "prefill:2,decode:1", "--", "python", "jobs/examples/generate.py",
+            "--check", "--stats"]
+    print(f"checks: {shlex.join(argv)} exits 0, genie-launch used srun, and the tokens match "
+          "PyTorch with 2 prefill ranks and 1 decode rank")
+    if not os.access(launch, os.X_OK):
+        return fail(f"{launch} is not built (GENIE_EXECUTOR={os.environ.get('GENIE_EXECUTOR')})")
+    r = run(argv + [], timeout=600, job_name="genie-launch-alloc")
+    out = r.out + r.err
+    problems = []
+    if r.rc != 0:
+        problems.append(f"exit {'timeout' if r.timed_out else r.rc}")
+    m = re.search(r"^all (\d+) prompts match$", r.out, re.M)
+    if not m:
+        problems.append("no 'all N prompts match' line")
+    if not re.search(r"^genie-launch: .*\bsrun\b", r.err, re.M):
+        problems.append("genie-launch -v does not say it started the ranks with srun")
+    if len(re.findall(r"^prefill rank \d+: [1-9]", r.out, re.M)) != 2:
+        problems.append("not both prefill ranks did prefill work")
+    if problems:
+        r.show("salloc genie-launch")
+        for p in problems:
+            print(f"  problem: {p}")
+        return fail(f"genie-launch inside an allocation: {'; '.join(problems)}")
+    return ok_line(f"genie-launch through srun: {m.group(0)}; {r.secs:.0f} s")
+
+
 CASES = {
     "smoke": case_smoke,
     "help": case_help,
@@ -414,6 +477,8 @@ CASES = {
     "generate": case_generate,
     "nofilter": case_nofilter,
     "sbatch_llm": case_sbatch_llm,
+    "sbatch_vision": case_sbatch_vision,
+    "launch_in_allocation": case_launch_in_allocation,
 }
 
 
