@@ -45,11 +45,7 @@ __attribute__((format(printf, 1, 2))) static void cfg_err(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p != '\0'; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            *p = '?';
-        }
-    }
+    genie_one_line(msg);
     report_fn(msg);
 }
 

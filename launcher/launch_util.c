@@ -20,13 +20,7 @@ void genie_launch_err(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p != '\0'; p++) {
-        unsigned char c = (unsigned char)*p;
-
-        if (c < 0x20 || c == 0x7f) {
-            *p = '?';
-        }
-    }
+    genie_one_line(msg);
     fprintf(stderr, "genie-launch: %s\n", msg);
     fflush(stderr);
 }

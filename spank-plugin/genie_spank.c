@@ -25,11 +25,7 @@ void genie_spank_err(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    for (char *p = msg; *p != '\0'; p++) {
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            *p = '?';
-        }
-    }
+    genie_one_line(msg);
     /* srun, sbatch and salloc print to the user's terminal: the line goes
      * there as is, without Slurm's "srun: error: " in front.  On the node,
      * slurm_error reaches slurmd's log and, in a task, the task's stderr,

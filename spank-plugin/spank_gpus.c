@@ -14,11 +14,7 @@ static void fail(char *err, size_t errlen, const char *msg)
 {
     if (err != NULL && errlen > 0) {
         snprintf(err, errlen, "%s", msg);
-        for (char *p = err; *p != '\0'; p++) {
-            if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-                *p = '?';
-            }
-        }
+        genie_one_line(err);
     }
 }
 

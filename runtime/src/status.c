@@ -51,3 +51,12 @@ void genie_clear_error(void)
 {
     last_error[0] = '\0';
 }
+
+void genie_one_line(char *msg)
+{
+    for (char *p = msg; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            *p = '?';
+        }
+    }
+}

@@ -372,16 +372,18 @@ def case_nofilter(tmp):
     return ok_line(f"refused, exit {r.rc}, nothing ran: {named[0]}{extra}")
 
 
-def case_sbatch_llm(tmp):
-    script = "jobs/llm-serving.sbatch"
-    out_file = os.path.join(tmp, "llm-serving.out")
-    argv = ["sbatch", "--wait", "-J", "genie-sbatch-llm", "-t", "10", "-o", out_file, script]
-    print(f"checks: {shlex.join(argv)} completes with exit 0, its output shows the "
-          "tokens match PyTorch and 3 executors on 3 different GPUs (the srun inside "
-          "inherits --genie-phases, the task count and the GPUs)")
+def sbatch_case(tmp, script, tag, match_re, n_gpus, what):
+    """sbatch --wait a template; pass iff the job exits 0, its output has a
+    line matching match_re and n_gpus executors each saw one GPU, all
+    different."""
+    out_file = os.path.join(tmp, f"{tag}.out")
+    argv = ["sbatch", "--wait", "-J", f"genie-{tag}", "-t", "10", "-o", out_file, script]
+    print(f"checks: {shlex.join(argv)} completes with exit 0, its output shows {what} and "
+          f"{n_gpus} executors on {n_gpus} different GPUs (the srun inside inherits "
+          "--genie-phases, the task count and the GPUs)")
     if not os.path.isfile(script):
         return fail(f"{script} does not exist")
-    r = run(argv, timeout=600, job_name="genie-sbatch-llm")
+    r = run(argv, timeout=600, job_name=f"genie-{tag}")
     try:
         with open(out_file, errors="replace") as f:
             job_out = f.read()
@@ -390,10 +392,10 @@ def case_sbatch_llm(tmp):
     problems = []
     if r.rc != 0:
         problems.append(f"sbatch --wait: exit {'timeout' if r.timed_out else r.rc}")
-    m = re.search(r"^all (\d+) prompts match$", job_out, re.M)
+    m = re.search(match_re, job_out, re.M)
     if not m:
-        problems.append("no 'all N prompts match' line in the job's output")
-    gpus, source, gpu_problems = check_gpus(job_out, 3)
+        problems.append(f"no line matching {match_re!r} in the job's output")
+    gpus, source, gpu_problems = check_gpus(job_out, n_gpus)
     problems += gpu_problems
     if problems:
         r.show("sbatch")
@@ -405,38 +407,16 @@ def case_sbatch_llm(tmp):
         return fail(f"{script}: {'; '.join(problems)}")
     return ok_line(f"{script}: job exit 0, {m.group(0)}; executors' CUDA_VISIBLE_DEVICES "
                    f"{', '.join(gpus)}; {r.secs:.0f} s")
+
+
+def case_sbatch_llm(tmp):
+    return sbatch_case(tmp, "jobs/llm-serving.sbatch", "sbatch-llm", r"^all (\d+) prompts match$",
+                       3, "the tokens match PyTorch")
 
 
 def case_sbatch_vision(tmp):
-    script = "jobs/vision-pipeline.sbatch"
-    out_file = os.path.join(tmp, "vision.out")
-    argv = ["sbatch", "--wait", "-J", "genie-sbatch-vision", "-t", "10", "-o", out_file, script]
-    print(f"checks: {shlex.join(argv)} completes with exit 0, the ViT's logits and labels "
-          "match PyTorch, and 2 vision executors ran on 2 different GPUs")
-    r = run(argv, timeout=600, job_name="genie-sbatch-vision")
-    try:
-        with open(out_file, errors="replace") as f:
-            job_out = f.read()
-    except OSError as e:
-        job_out = f"(cannot read {out_file}: {e})"
-    problems = []
-    if r.rc != 0:
-        problems.append(f"sbatch --wait: exit {'timeout' if r.timed_out else r.rc}")
-    m = re.search(r"^all (\d+) images match.*$", job_out, re.M)
-    if not m:
-        problems.append("no 'all N images match' line in the job's output")
-    gpus, source, gpu_problems = check_gpus(job_out, 2)
-    problems += gpu_problems
-    if problems:
-        r.show("sbatch")
-        print(f"--- job output {out_file}:")
-        print(job_out.rstrip("\n") or "(empty)")
-        print("---")
-        for p in problems:
-            print(f"  problem: {p}")
-        return fail(f"{script}: {'; '.join(problems)}")
-    return ok_line(f"{script}: job exit 0, {m.group(0)}; executors' CUDA_VISIBLE_DEVICES "
-                   f"{', '.join(gpus)}; {r.secs:.0f} s")
+    return sbatch_case(tmp, "jobs/vision-pipeline.sbatch", "sbatch-vision",
+                       r"^all (\d+) images match.*$", 2, "the ViT's logits and labels match PyTorch")
 
 
 def case_launch_in_allocation(tmp):

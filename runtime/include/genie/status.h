@@ -43,6 +43,10 @@ genie_status_t genie_set_error(genie_status_t st, const char *fmt, ...)
 /* The last recorded reason in this thread, or "" if none. */
 const char *genie_last_error(void);
 
+/* Make msg one printable line in place: control bytes (a newline from a
+ * file or the environment could forge a second message) become '?'. */
+void genie_one_line(char *msg);
+
 /* Forget the recorded reason (called at the start of a top-level request). */
 void genie_clear_error(void);
 
