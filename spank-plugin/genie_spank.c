@@ -26,6 +26,7 @@ void genie_spank_err(const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     genie_one_line(msg);
+    snprintf(genie_spank.last_err, sizeof(genie_spank.last_err), "%s", msg);
     /* srun, sbatch and salloc print to the user's terminal: the line goes
      * there as is, without Slurm's "srun: error: " in front.  On the node,
      * slurm_error reaches slurmd's log and, in a task, the task's stderr,

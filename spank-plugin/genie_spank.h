@@ -50,6 +50,10 @@ typedef struct genie_spank_state {
     char               phases[1024];    /* canonical text of spec */
     genie_spank_layout_t layout;
 
+    /* the last message, so that a task can repeat why the node's setup
+     * failed (user_init's own messages reach only slurmd's log) */
+    char               last_err[1024];
+
     /* slurmstepd: the rendezvous directory this step created */
     char               job_dir[1024];
     int                job_dir_made;

@@ -316,7 +316,11 @@ int genie_spank_stepd_task_init(spank_t sp)
         return 0;
     }
     if (!genie_spank.loaded || !genie_spank.job_dir_made) {
-        genie_spank_err("the step's setup on this node failed (see the line above)");
+        char why[sizeof(genie_spank.last_err)];
+
+        snprintf(why, sizeof(why), "%s", genie_spank.last_err[0] != '\0' ?
+                 genie_spank.last_err : "no reason recorded");
+        genie_spank_err("the step's setup on this node failed: %s", why);
         return -1;
     }
     if (spank_get_item(sp, S_TASK_GLOBAL_ID, &id) != ESPANK_SUCCESS ||

@@ -310,14 +310,46 @@ def check_gpus(text, n):
     return gpus, source, []
 
 
+def step_dirs():
+    """The plugin's per-step directories in the rendezvous dir (/tmp):
+    genie-<uid>-<jobid>.<stepid>."""
+    return {n for n in os.listdir("/tmp") if re.fullmatch(r"genie-\d+-\d+\.\d+", n)}
+
+
+def case_cpu_only(tmp):
+    """A step without GPUs (cli_filter off, -n given, no --gpus) runs its
+    executors on the CPU backend (slurm.cpu_fallback defaults to true)."""
+    conf = os.path.join(state_dir(), "nofilter", "slurm.conf")
+    env = dict(os.environ, SLURM_CONF=conf)
+    argv = ["srun", "--genie-phases=prefill:1,decode:1", "-n", "3", "-t", "2", "-J",
+            "genie-cpu-only", "sh", "-c",
+            'echo "task $SLURM_PROCID role=$GENIE_ROLE backend=$GENIE_BACKEND '
+            'phase=$GENIE_PHASE rank=$GENIE_PHASE_RANK"']
+    print(f"checks: {shlex.join(argv)} with the cli_filter off and no GPUs: the driver and "
+          "2 executors start, the executors with GENIE_BACKEND=cpu and their phase and slice")
+    r = run(argv, timeout=120, env=env, job_name="genie-cpu-only")
+    lines = sorted(l for l in r.out.splitlines() if l.startswith("task "))
+    want = ["task 0 role=driver backend=auto phase= rank=",
+            "task 1 role=executor backend=cpu phase=prefill rank=0",
+            "task 2 role=executor backend=cpu phase=decode rank=0"]
+    if r.rc != 0 or lines != want:
+        r.show("srun")
+        return fail(f"exit {r.rc}, tasks said {lines}, want {want}")
+    return ok_line("no GPUs: executors on the CPU backend with their phase and slice")
+
+
 def case_generate(tmp):
     argv = ["srun", "--genie-phases=prefill:2,decode:1", "-t", "5", "-J", "genie-generate",
             "python", "jobs/examples/generate.py", "--check", "--stats"]
     print(f"checks: {shlex.join(argv)} (no -n, no --gpus: the cli_filter sizes the step "
           "to 4 tasks and 3 GPUs) exits 0, its tokens match PyTorch, and the 3 executors "
-          "each see one GPU, all different")
+          "each see one GPU, all different; the step's rendezvous directory is gone after")
+    before = step_dirs()
     r = run(argv, timeout=600, job_name="genie-generate")
     problems = []
+    left = sorted(step_dirs() - before)
+    if left:
+        problems.append(f"the step left its rendezvous directory behind: {left}")
     if r.rc != 0:
         problems.append(f"exit {'timeout' if r.timed_out else r.rc}")
     out = r.out + r.err
@@ -459,6 +491,7 @@ CASES = {
     "sbatch_llm": case_sbatch_llm,
     "sbatch_vision": case_sbatch_vision,
     "launch_in_allocation": case_launch_in_allocation,
+    "cpu_only": case_cpu_only,
 }
 
 
