@@ -209,6 +209,21 @@ static int set_gpu(spank_t sp, const genie_spank_task_t *t, uint32_t id, const u
                             genie_spank_gpus_needed(&genie_spank.layout));
             return -1;
         }
+        /* Asked for by the config, but never silent: the node's first
+         * executor says so on its stderr, which srun shows the user (and
+         * get_stats() reports backend "cpu"). */
+        {
+            uint32_t first = UINT32_MAX;
+
+            for (uint32_t i = 0; i < n_local; i++) {
+                first = local[i] != 0 && local[i] < first ? local[i] : first;
+            }
+            if (id == first) {
+                fprintf(stderr, "genie: the step has no GPUs on this node: its executors run on "
+                        "the CPU backend (slurm.cpu_fallback in genie.conf; add --gpus=%u for "
+                        "GPUs)\n", genie_spank_gpus_needed(&genie_spank.layout));
+            }
+        }
         return set(sp, "GENIE_BACKEND", "cpu");
     }
     rc = genie_spank_pick_gpu(&genie_spank.layout, local, n_local, id, gpus, mine, sizeof(mine),

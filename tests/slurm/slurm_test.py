@@ -326,15 +326,18 @@ def case_cpu_only(tmp):
             'echo "task $SLURM_PROCID role=$GENIE_ROLE backend=$GENIE_BACKEND '
             'phase=$GENIE_PHASE rank=$GENIE_PHASE_RANK"']
     print(f"checks: {shlex.join(argv)} with the cli_filter off and no GPUs: the driver and "
-          "2 executors start, the executors with GENIE_BACKEND=cpu and their phase and slice")
+          "2 executors start, the executors with GENIE_BACKEND=cpu and their phase and slice, "
+          "and the user is told once that they run on the CPU")
     r = run(argv, timeout=120, env=env, job_name="genie-cpu-only")
     lines = sorted(l for l in r.out.splitlines() if l.startswith("task "))
     want = ["task 0 role=driver backend=auto phase= rank=",
             "task 1 role=executor backend=cpu phase=prefill rank=0",
             "task 2 role=executor backend=cpu phase=decode rank=0"]
-    if r.rc != 0 or lines != want:
+    notice = [l for l in r.err.splitlines() if "executors run on the CPU backend" in l]
+    if r.rc != 0 or lines != want or len(notice) != 1 or not notice[0].startswith("genie: "):
         r.show("srun")
-        return fail(f"exit {r.rc}, tasks said {lines}, want {want}")
+        return fail(f"exit {r.rc}, tasks said {lines}, want {want}; CPU notice lines "
+                    f"{notice} (want exactly one, starting 'genie: ')")
     return ok_line("no GPUs: executors on the CPU backend with their phase and slice")
 
 
