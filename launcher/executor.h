@@ -49,10 +49,15 @@ typedef struct genie_server {
     uint64_t             handoffs_in, handoffs_out;
     double               handoff_s;
     uint64_t             bad_requests;
+    uint64_t             checkpoints, checkpoint_bytes, restores, restore_bytes;
+    double               checkpoint_s;
 } genie_server_t;
 
 /* Serve requests until SHUTDOWN. */
 genie_status_t genie_server_run(genie_server_t *srv);
 void           genie_server_fini(genie_server_t *srv);
+/* CHECKPOINT and RESTORE (executor_ckpt.c): 1 when replied, else an error. */
+genie_status_t genie_server_checkpoint(genie_server_t *srv, genie_ucx_msg_t *m);
+genie_status_t genie_server_restore(genie_server_t *srv, genie_ucx_msg_t *m);
 
 #endif

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #endif
 #include <mpi.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,36 @@
 
 #include "executor.h"
 #include "genie/phase_spec.h"
+
+static unsigned term_grace_s = 60;
+
+/* SIGTERM (srun at the time limit, scancel, mpirun passing one on) reaches
+ * the driver too, which answers it by writing a checkpoint: the executors
+ * must stay to write it.  They leave when the driver shuts them down, or at
+ * the latest GENIE_TERM_GRACE_S seconds later (SIGALRM's default action). */
+static void on_sigterm(int sig)
+{
+    (void)sig;
+    alarm(term_grace_s);
+}
+
+static void install_signals(void)
+{
+    const char      *g = getenv("GENIE_TERM_GRACE_S");
+    struct sigaction sa;
+
+    if (g != NULL && atoi(g) > 0) {
+        term_grace_s = (unsigned)atoi(g);
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigterm;
+    sa.sa_flags   = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    /* sbatch --signal=USR1@60 signals every task: for the driver it means
+     * "checkpoint now"; an executor has nothing to do but must not die. */
+    signal(SIGUSR1, SIG_IGN);
+}
 
 static void die(int rank, const char *what)
 {
@@ -143,6 +174,7 @@ int main(int argc, char **argv)
         backend->iface->destroy(backend);
         goto out_mpi;
     }
+    install_signals();
     srv.ucx  = ucx;
     srv.exec = exec;
     srv.rank = rank;

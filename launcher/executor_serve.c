@@ -609,6 +609,11 @@ static genie_status_t do_stats(genie_server_t *srv, genie_ucx_msg_t *m)
     KV("handoffs_out", srv->handoffs_out);
     KV("handoff_s", srv->handoff_s);
     KV("bad_requests", srv->bad_requests);
+    KV("checkpoints", srv->checkpoints);
+    KV("checkpoint_bytes", srv->checkpoint_bytes);
+    KV("checkpoint_s", srv->checkpoint_s);
+    KV("restores", srv->restores);
+    KV("restore_bytes", srv->restore_bytes);
     KV("dropped_messages", genie_ucx_dropped(srv->ucx));
     for (int p = 0; p < GENIE_PHASE_COUNT; p++) {
         snprintf(names[p], sizeof(names[p]), "phase_s.%s", genie_phase_name((genie_phase_t)p));
@@ -651,6 +656,8 @@ static genie_status_t dispatch(genie_server_t *srv, genie_ucx_msg_t *m)
     case GENIE_MSG_KV_RESERVE:   return do_kv_reserve(srv, m);
     case GENIE_MSG_KV_COMMIT:    return do_kv_commit(srv, m);
     case GENIE_MSG_STATS:        return do_stats(srv, m);
+    case GENIE_MSG_CHECKPOINT:   return genie_server_checkpoint(srv, m);
+    case GENIE_MSG_RESTORE:      return genie_server_restore(srv, m);
     case GENIE_MSG_PING:
         (void)genie_ucx_reply(srv->ucx, m, GENIE_OK, m->payload, m->len);
         return 1;

@@ -41,6 +41,7 @@ if _os.environ.get("GENIE_ROLE") == "executor":
 from . import _device  # noqa: F401,E402  (registers the device first)
 from ._annotate import phase
 from ._capture import RemoteTensor, capture
+from ._checkpoint import restore
 from ._errors import ExecutorLostError, GenieError, UnsupportedOperationError
 from ._generate import generate, generate_many
 from ._runtime import RUNTIME as _RUNTIME
@@ -84,4 +85,4 @@ def synchronize():
 
 __all__ = ["DEVICE", "ExecutorLostError", "GenieError", "RemoteTensor",
            "UnsupportedOperationError", "capture", "generate", "generate_many", "get_stats",
-           "init", "last_srg_json", "phase", "synchronize"]
+           "init", "last_srg_json", "phase", "restore", "synchronize"]

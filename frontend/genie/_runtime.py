@@ -111,7 +111,7 @@ class _Rank:
     """The driver's view of one executor rank."""
 
     __slots__ = ("rank", "group", "slice", "host", "pid", "outstanding", "requests",
-                 "phase_requests", "weights", "sessions", "lost")
+                 "phase_requests", "weights", "sessions", "lost", "spare")
 
     def __init__(self, info):
         self.rank = int(info["rank"])
@@ -125,6 +125,7 @@ class _Rank:
         self.weights = set()        # fingerprints registered on this rank
         self.sessions = 0           # live sessions handed to this rank
         self.lost = None            # the error that reported it dead
+        self.spare = False          # a spare slice: idle until a slice of its group is lost
 
 
 class _Request:
@@ -254,18 +255,6 @@ class Runtime:
             threads = int(os.environ.get("GENIE_THREADS", "0") or 0)
         role = os.environ.get("GENIE_ROLE") or "embedded"
         if cluster is None and role == "driver":
-            # srun --genie-restore / genie-launch --restore pass this on.
-            # Restoring sessions from checkpoints is not built yet: refuse
-            # rather than start over silently.
-            if os.environ.get("GENIE_RESTORE_DIR"):
-                raise GenieError("genie: this job asks to restore from "
-                                 f"{os.environ['GENIE_RESTORE_DIR']} (--genie-restore), but "
-                                 "this version of Genie cannot restore checkpoints yet; "
-                                 "run without --genie-restore")
-            if os.environ.get("GENIE_CHECKPOINT_DIR"):
-                print(f"genie: GENIE_CHECKPOINT_DIR={os.environ['GENIE_CHECKPOINT_DIR']} is set "
-                      "(--genie-checkpoint-dir or the site's checkpoint_root), but this version "
-                      "of Genie writes no checkpoints yet", file=sys.stderr)
             launched = os.environ.get("GENIE_BACKEND")
             if backend not in (None, "auto") and launched and backend != launched:
                 raise GenieError(f"genie: the executors were launched with backend '{launched}'; "
@@ -311,10 +300,36 @@ class Runtime:
         for r in sorted(ranks, key=lambda r: r.rank):
             self.ranks[r.rank] = r
             self.groups.setdefault(r.group, []).append(r.rank)
+        self._mark_spares()
+        if self.mode == "distributed":
+            from ._checkpoint import CHECKPOINTS
+            CHECKPOINTS.configure()
+        elif os.environ.get("GENIE_RESTORE_DIR"):
+            raise GenieError("genie: GENIE_RESTORE_DIR is set, but checkpoints are restored by "
+                             "executor ranks: run under genie-launch --restore or srun "
+                             "--genie-restore (this process runs in the embedded mode)")
+        elif os.environ.get("GENIE_CHECKPOINT_DIR"):
+            print("genie: GENIE_CHECKPOINT_DIR is ignored in the embedded mode (checkpoints are "
+                  "written by executor ranks: run under genie-launch or srun)", file=sys.stderr)
         if self.mode == "distributed" and not self._atexit:
             atexit.register(self._close_at_exit)
             self._atexit = True
         return self.info()
+
+    def _mark_spares(self):
+        """Spare slices ("decode:2+1" in GENIE_PHASES: the last slice of the
+        group) take no work until a slice of their group is lost."""
+        spec = os.environ.get("GENIE_PHASES", "") if self.mode == "distributed" else ""
+        if not spec:
+            return
+        try:
+            entries = _C.parse_phases(spec, spares=True)
+        except (TypeError, ValueError):      # a parser without spares, or a spec it refuses
+            return
+        for name, total, spares in entries:
+            ranks = sorted(self.groups.get(name, []), key=lambda r: self.ranks[r].slice)
+            for r in ranks[max(0, total - spares):]:
+                self.ranks[r].spare = True
 
     def release_unused_executors(self):
         """At a driver's exit: if it never connected (it failed before its
@@ -375,6 +390,14 @@ class Runtime:
         rk = self.ranks[rank]
         if rk.lost is None:
             rk.lost = str(err)
+            spare = next((self.ranks[r] for r in self.groups[rk.group]
+                          if self.ranks[r].spare and self.ranks[r].lost is None), None)
+            if not rk.spare and spare is not None:
+                spare.spare = False
+                self.placement["spares_used"] = self.placement.get("spares_used", 0) + 1
+                print(f"genie: spare executor rank {spare.rank} ({spare.group} slice "
+                      f"{spare.slice}) takes the place of lost rank {rank}", file=sys.stderr)
+            rk.spare = False
             for uid in [u for u, r in self.uid_rank.items() if r == rank]:
                 del self.uid_rank[uid]
                 self.uid_session.pop(uid, None)
@@ -409,7 +432,8 @@ class Runtime:
         return None
 
     def _live(self, group):
-        ranks = [self.ranks[r] for r in self.groups[group] if self.ranks[r].lost is None]
+        ranks = [self.ranks[r] for r in self.groups[group]
+                 if self.ranks[r].lost is None and not self.ranks[r].spare]
         if not ranks:
             raise ExecutorLostError(f"genie: no executor of group '{group}' is alive "
                                     f"(ranks {self.groups[group]} were lost)")
@@ -668,6 +692,43 @@ class Runtime:
         for uid in [u for u, sid in self.blind_kv.items() if sid == session]:
             del self.blind_kv[uid]
         return n
+
+    def restore_objects(self, session, rank, path, file_session, kv):
+        """Make executor `rank` read session `file_session`'s KV tensors from
+        the checkpoint rank file `path` into new objects owned by `session`.
+        kv: [(name, dtype code, shape)].  Returns (values, reply) with one
+        RESIDENT KV Value per tensor, in order."""
+        s = self.sessions.get(session)
+        if s is None:
+            s = self.sessions[session] = _Session(session)
+        vals, descs = [], []
+        for name, code, shape in kv:
+            v = Value(torch.empty(tuple(shape), dtype=CODE_TO_TORCH[code], device="meta"),
+                      HOST, RES_KV)
+            vals.append(v)
+            descs.append((v.uid, name, code, tuple(shape)))
+        self._send_frees()
+        res = self._call(rank, self.cluster.restore, rank, path, file_session, session, descs)
+        for v in vals:
+            v.state = RESIDENT
+            self.uid_rank[v.uid] = rank
+            self.uid_session[v.uid] = session
+            s.uids.add(v.uid)
+        s.rank = s.decode_rank = rank
+        s.kv_cache_bytes = sum(v.nbytes for v in vals)
+        self.ranks[rank].sessions += 1
+        return vals, res
+
+    def restore_rank(self):
+        """The live rank a restored session goes to: the decode group's rank
+        with the fewest sessions (the first group's without a decode group)."""
+        group = self._served_group("llm_decode") or next(iter(self.groups))
+        return min(self._live(group), key=lambda r: (r.sessions, r.rank)).rank
+
+    def discard_pending(self, err):
+        """Drop the captured, unsubmitted program (after a failure its
+        values are FAILED with `err`)."""
+        self._discard_program(err)
 
     def session_info(self, session):
         """(objects, bytes) the session owns on its executor."""

@@ -2,12 +2,14 @@
 
 import os
 
+from ._checkpoint import CHECKPOINTS
 from ._runtime import RUNTIME
 
 # Executor counters reported as they are (cluster.stats(rank) / Executor.stats()).
 _EXEC_KEYS = ("requests", "nodes_run", "weights", "weight_bytes", "peak_activation_bytes",
               "sessions", "session_bytes", "kv_bytes_in", "kv_bytes_out", "handoffs_in",
-              "handoffs_out", "plan_cache_hits")
+              "handoffs_out", "plan_cache_hits", "checkpoints", "checkpoint_bytes",
+              "checkpoint_s", "restores", "restore_bytes")
 
 
 def get_stats():
@@ -33,6 +35,10 @@ def get_stats():
     sessions    per generation session: prefill/decode rank, KV bytes moved
                 between executors (transport count), KV cache bytes at handoff,
                 handoffs
+    checkpoint  checkpoint directory and policy, epochs written (bytes, driver
+                and executor seconds), sessions restored from another job
+                (seconds, bytes, fallbacks to older epochs) and in-job
+                recoveries (from a checkpoint, steps and prefills replayed)
     placement   how requests were placed (resident affinity, least loaded, phase
                 fallbacks, objects handed between ranks to join a request)
     """
@@ -62,13 +68,14 @@ def get_stats():
         "sessions": {sid: s.as_dict() for sid, s in r.sessions.items()
                      if sid != r.transit_session},
         "placement": dict(r.placement, by_group=dict(r.placement["by_group"])),
+        "checkpoint": CHECKPOINTS.as_dict(),
     }
     if r.cluster is None:
         return stats
     compute = {}
     for rank, rk in r.ranks.items():
         entry = {"rank": rank, "role": r.mode, "phase": rk.group, "slice": rk.slice,
-                 "host": rk.host, "pid": rk.pid, "lost": rk.lost,
+                 "host": rk.host, "pid": rk.pid, "lost": rk.lost, "spare": rk.spare,
                  "driver_requests": dict(rk.phase_requests),
                  "weights_registered": len(rk.weights)}
         stats["requests_per_executor"][rank] = rk.requests

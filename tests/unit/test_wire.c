@@ -217,12 +217,14 @@ static void test_msg_names(void **state)
     static const char *const names[GENIE_MSG_TYPE_COUNT] = {
         "?", "HELLO", "WEIGHT", "RUN", "FREE", "FETCH", "BIND", "END_SESSION", "SESSION_INFO",
         "HANDOFF", "STATS", "SHUTDOWN", "KV_RESERVE", "KV_COMMIT", "PING",
+        "CHECKPOINT", "RESTORE",
     };
 
     (void)state;
     /* The numbering is part of the protocol (docs/wire-protocol.md). */
     assert_int_equal(GENIE_MSG_HELLO, 1);
     assert_int_equal(GENIE_MSG_PING, 14);
+    assert_int_equal(GENIE_MSG_RESTORE, 16);
     assert_int_equal(GENIE_MSG_REPLY, 0x8000);
     assert_int_equal(GENIE_WIRE_AM_ID, 7);
     for (uint32_t t = 0; t < GENIE_MSG_TYPE_COUNT; t++) {

@@ -643,6 +643,117 @@ genie_status_t genie_client_stats(genie_client_t *c, int32_t rank,
     return st;
 }
 
+/* | bytes u64 | seconds f64 | : the reply of CHECKPOINT and RESTORE. */
+static genie_status_t bytes_seconds_reply(genie_ucx_msg_t *m, const char *what, uint64_t *bytes_p,
+                                          double *seconds_p)
+{
+    genie_wire_reader_t r;
+    uint64_t            bytes;
+    double              secs;
+    genie_status_t      st;
+
+    genie_wire_r_init(&r, m->payload, m->len, what);
+    bytes = genie_wire_r_u64(&r);
+    secs  = genie_wire_r_f64(&r);
+    st    = genie_wire_r_done(&r);
+    genie_ucx_msg_free(m);
+    if (st == GENIE_OK) {
+        *bytes_p   = bytes;
+        *seconds_p = secs;
+    }
+    return st;
+}
+
+/* CHECKPOINT (docs/wire-protocol.md):
+ *   | epoch u64 | path bytes | job bytes | n u32 | n x session |
+ *   session: | id u64 | key u64 | model_fp u64 | step u64 | prompt_len u64 |
+ *            | tokens tensor (i64, (B, L)) | rng bytes | lineage tensor (i64, (R, 6)) |
+ *            | n_kv u32 | n_kv x (id u64 | name bytes) | */
+genie_status_t genie_client_checkpoint_send(genie_client_t *c, int32_t rank, uint64_t epoch,
+                                            const char *path, const char *job,
+                                            const genie_client_ckpt_session_t *sessions,
+                                            uint32_t n, uint32_t *seq_p)
+{
+    genie_wire_writer_t w;
+    genie_status_t      st;
+
+    if ((st = check_rank(c, rank)) != GENIE_OK) {
+        return st;
+    }
+    genie_wire_w_init(&w);
+    genie_wire_w_u64(&w, epoch);
+    genie_wire_w_bytes(&w, path, (uint32_t)strlen(path));
+    genie_wire_w_bytes(&w, job, (uint32_t)strlen(job));
+    genie_wire_w_u32(&w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        const genie_client_ckpt_session_t *s = &sessions[i];
+        int64_t tshape[2] = { s->batch, (int64_t)s->n_tokens }, lshape[2] = { s->n_lineage, 6 };
+
+        genie_wire_w_u64(&w, s->id);
+        genie_wire_w_u64(&w, s->key);
+        genie_wire_w_u64(&w, s->model_fp);
+        genie_wire_w_u64(&w, s->step);
+        genie_wire_w_u64(&w, s->prompt_len);
+        genie_wire_w_tensor(&w, GENIE_I64, 2, tshape, s->tokens);
+        genie_wire_w_bytes(&w, s->rng, s->rng_len);
+        genie_wire_w_align8(&w);
+        genie_wire_w_tensor(&w, GENIE_I64, 2, lshape, s->lineage);
+        genie_wire_w_u32(&w, s->n_kv);
+        for (uint32_t k = 0; k < s->n_kv; k++) {
+            genie_wire_w_u64(&w, s->kv_ids[k]);
+            genie_wire_w_bytes(&w, s->kv_names[k], (uint32_t)strlen(s->kv_names[k]));
+        }
+        genie_wire_w_align8(&w);
+    }
+    if ((st = genie_wire_w_status(&w)) == GENIE_OK) {
+        st = genie_ucx_send(c->ucx, rank, GENIE_MSG_CHECKPOINT, 0, w.buf, w.len, GENIE_UCX_COPY, seq_p);
+    }
+    genie_wire_w_free(&w);
+    return st;
+}
+
+genie_status_t genie_client_checkpoint_wait(genie_client_t *c, int32_t rank, uint32_t seq,
+                                            uint64_t *bytes_p, double *seconds_p)
+{
+    genie_ucx_msg_t *m = NULL;
+    genie_status_t   st = genie_ucx_wait_from(c->ucx, seq, rank, &m);
+
+    if (st != GENIE_OK) {
+        return st;
+    }
+    return bytes_seconds_reply(m, "CHECKPOINT reply", bytes_p, seconds_p);
+}
+
+/* RESTORE: | path bytes | file_session u64 | session u64 | n u32 |
+ *          n x (id u64 | name bytes | dtype u32 | ndim u32 | shape i64[ndim]) | */
+genie_status_t genie_client_restore(genie_client_t *c, int32_t rank, const char *path,
+                                    uint64_t file_session, uint64_t session,
+                                    const genie_client_kv_desc_t *kv, uint32_t n,
+                                    uint64_t *bytes_p, double *seconds_p)
+{
+    genie_wire_writer_t w;
+    genie_ucx_msg_t    *m = NULL;
+    genie_status_t      st;
+
+    genie_wire_w_init(&w);
+    genie_wire_w_bytes(&w, path, (uint32_t)strlen(path));
+    genie_wire_w_align8(&w);
+    genie_wire_w_u64(&w, file_session);
+    genie_wire_w_u64(&w, session);
+    genie_wire_w_u32(&w, n);
+    for (uint32_t i = 0; i < n; i++) {
+        genie_wire_w_u64(&w, kv[i].id);
+        genie_wire_w_bytes(&w, kv[i].name, (uint32_t)strlen(kv[i].name));
+        genie_wire_w_u32(&w, (uint32_t)kv[i].dtype);
+        genie_wire_w_u32(&w, (uint32_t)kv[i].ndim);
+        genie_wire_w_raw(&w, kv[i].shape, 8 * (size_t)kv[i].ndim);
+    }
+    if ((st = call_w(c, rank, GENIE_MSG_RESTORE, &w, &m)) != GENIE_OK) {
+        return st;
+    }
+    return bytes_seconds_reply(m, "RESTORE reply", bytes_p, seconds_p);
+}
+
 genie_status_t genie_client_ping(genie_client_t *c, int32_t rank, const void *data, size_t len)
 {
     genie_ucx_msg_t *m = NULL;

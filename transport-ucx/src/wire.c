@@ -25,6 +25,8 @@ static const char *const msg_names[GENIE_MSG_TYPE_COUNT] = {
     [GENIE_MSG_KV_RESERVE]   = "KV_RESERVE",
     [GENIE_MSG_KV_COMMIT]    = "KV_COMMIT",
     [GENIE_MSG_PING]         = "PING",
+    [GENIE_MSG_CHECKPOINT]   = "CHECKPOINT",
+    [GENIE_MSG_RESTORE]      = "RESTORE",
 };
 
 const char *genie_msg_name(uint32_t type)

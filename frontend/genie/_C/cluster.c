@@ -390,13 +390,249 @@ static PyObject *cluster_handoff(GeniePyCluster *self, PyObject *args)
     return Py_BuildValue("{s:K,s:d}", "bytes", (unsigned long long)bytes, "seconds", secs);
 }
 
+/* One session tuple of checkpoint():
+ *   (id, key, model_fp, step, prompt_len, tokens, rng, lineage, kv_ids, kv_names)
+ * tokens: bytes-like int64 (B, L) given as (buffer, B, L); lineage: bytes-like
+ * int64 (R, 6); rng: bytes.  Buffers stay held in `views` until sent. */
+typedef struct {
+    genie_client_ckpt_session_t s;
+    Py_buffer                   tok, rng, lin;
+    uint64_t                   *ids;
+    const char                **names;
+    int                         held;   /* buffers acquired */
+} ckpt_arg_t;
+
+static void ckpt_arg_release(ckpt_arg_t *a)
+{
+    if (a->held) {
+        PyBuffer_Release(&a->tok);
+        PyBuffer_Release(&a->rng);
+        PyBuffer_Release(&a->lin);
+    }
+    free(a->ids);
+    free((void *)a->names);
+}
+
+static int ckpt_arg_parse(PyObject *t, ckpt_arg_t *a)
+{
+    unsigned long long id, key, fp, step, plen;
+    unsigned int       batch;
+    unsigned long long ntok;
+    PyObject          *ids, *names;
+    Py_ssize_t         n = 0;
+
+    if (!PyArg_ParseTuple(t, "KKKKK(y*IK)y*y*OO", &id, &key, &fp, &step, &plen, &a->tok, &batch,
+                          &ntok, &a->rng, &a->lin, &ids, &names)) {
+        return -1;
+    }
+    a->held = 1;
+    if ((uint64_t)a->tok.len != (uint64_t)batch * ntok * 8 || a->lin.len % 48 != 0 ||
+        a->rng.len > UINT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "genie: checkpoint: tokens/lineage sizes do not match");
+        return -1;
+    }
+    if ((a->ids = geniepy_parse_ids(ids, &n)) == NULL) {
+        return -1;
+    }
+    if (!PyList_Check(names) || PyList_GET_SIZE(names) != n ||
+        (a->names = calloc((size_t)n + 1, sizeof(*a->names))) == NULL) {
+        PyErr_SetString(PyExc_ValueError, "genie: checkpoint: one name per KV object");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if ((a->names[i] = PyUnicode_AsUTF8(PyList_GET_ITEM(names, i))) == NULL) {
+            return -1;
+        }
+    }
+    a->s = (genie_client_ckpt_session_t){
+        .id = id, .key = key, .model_fp = fp, .step = step, .prompt_len = plen,
+        .batch = batch, .n_tokens = ntok, .tokens = a->tok.buf,
+        .rng = a->rng.buf, .rng_len = (uint32_t)a->rng.len,
+        .n_lineage = (uint32_t)(a->lin.len / 48), .lineage = a->lin.buf,
+        .n_kv = (uint32_t)n, .kv_ids = a->ids, .kv_names = a->names,
+    };
+    return 0;
+}
+
+/* checkpoint([(rank, epoch, path, job, [session tuple, ...]), ...]) ->
+ * [dict(rank, bytes, seconds)]: every rank's request goes out before the
+ * first reply is awaited, so the ranks write their files in parallel. */
+static PyObject *cluster_checkpoint(GeniePyCluster *self, PyObject *jobs)
+{
+    Py_ssize_t      nj;
+    int32_t        *ranks = NULL;
+    uint32_t       *seqs = NULL;
+    genie_status_t  first = GENIE_OK;
+    char            first_msg[512] = "";
+    int32_t         first_rank = 0;
+    PyObject       *result = NULL;
+
+    if (!open_ok(self)) {
+        return NULL;
+    }
+    if (!PyList_Check(jobs)) {
+        PyErr_SetString(PyExc_TypeError, "genie: checkpoint(jobs): a list of per-rank tuples");
+        return NULL;
+    }
+    nj    = PyList_GET_SIZE(jobs);
+    ranks = calloc((size_t)nj + 1, sizeof(*ranks));
+    seqs  = calloc((size_t)nj + 1, sizeof(*seqs));
+    if (ranks == NULL || seqs == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (Py_ssize_t j = 0; j < nj; j++) {
+        unsigned long long epoch;
+        const char        *path, *job;
+        PyObject          *sess;
+        ckpt_arg_t        *args;
+        genie_client_ckpt_session_t *ss;
+        Py_ssize_t         ns, parsed = 0;
+        genie_status_t     st;
+        int                rank;
+
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(jobs, j), "iKssO!", &rank, &epoch, &path, &job,
+                              &PyList_Type, &sess)) {
+            break;                  /* requests already sent are collected below */
+        }
+        ns   = PyList_GET_SIZE(sess);
+        args = calloc((size_t)ns + 1, sizeof(*args));
+        ss   = calloc((size_t)ns + 1, sizeof(*ss));
+        if (args == NULL || ss == NULL) {
+            free(args);
+            free(ss);
+            PyErr_NoMemory();
+            break;
+        }
+        for (; parsed < ns; parsed++) {
+            if (ckpt_arg_parse(PyList_GET_ITEM(sess, parsed), &args[parsed]) < 0) {
+                parsed++;
+                break;
+            }
+            ss[parsed] = args[parsed].s;
+        }
+        st = GENIE_OK;
+        if (!PyErr_Occurred()) {
+            st = genie_client_checkpoint_send(self->client, rank, epoch, path, job, ss, (uint32_t)ns,
+                                              &seqs[j]);
+        }
+        for (Py_ssize_t i = 0; i < parsed; i++) {
+            ckpt_arg_release(&args[i]);
+        }
+        free(args);
+        free(ss);
+        if (PyErr_Occurred()) {
+            break;
+        }
+        ranks[j] = rank;
+        if (st != GENIE_OK && first == GENIE_OK) {
+            first = st;
+            first_rank = rank;
+            snprintf(first_msg, sizeof(first_msg), "%s", genie_last_error());
+        }
+    }
+    result = PyErr_Occurred() ? NULL : PyList_New(0);
+    for (Py_ssize_t j = 0; j < nj; j++) {
+        uint64_t       bytes = 0;
+        double         secs = 0;
+        genie_status_t st;
+
+        if (seqs[j] == 0) {
+            continue;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        st = genie_client_checkpoint_wait(self->client, ranks[j], seqs[j], &bytes, &secs);
+        Py_END_ALLOW_THREADS
+        if (st != GENIE_OK) {
+            if (first == GENIE_OK) {
+                first = st;
+                first_rank = ranks[j];
+                snprintf(first_msg, sizeof(first_msg), "%s", genie_last_error());
+            }
+            continue;
+        }
+        if (result != NULL) {
+            PyObject *d = Py_BuildValue("{s:i,s:K,s:d}", "rank", ranks[j], "bytes",
+                                        (unsigned long long)bytes, "seconds", secs);
+            if (d == NULL || PyList_Append(result, d) < 0) {
+                Py_CLEAR(result);
+            }
+            Py_XDECREF(d);
+        }
+    }
+    if (first != GENIE_OK && !PyErr_Occurred()) {
+        Py_CLEAR(result);
+        PyErr_Format(first == GENIE_ERR_PEER_LOST ? GeniePy_ExecutorLostError : GeniePy_Error,
+                     "genie: checkpoint on executor rank %d: %s", (int)first_rank, first_msg);
+    }
+    if (PyErr_Occurred()) {
+        Py_CLEAR(result);
+    }
+out:
+    free(ranks);
+    free(seqs);
+    return result;
+}
+
+/* restore(rank, path, file_session, session, [(id, name, dtype, shape), ...])
+ * -> dict(bytes, seconds) */
+static PyObject *cluster_restore(GeniePyCluster *self, PyObject *args)
+{
+    int                     rank;
+    const char             *path;
+    unsigned long long      fsess, sess;
+    PyObject               *list, *result = NULL;
+    genie_client_kv_desc_t *kv = NULL;
+    Py_ssize_t              n;
+    uint64_t                bytes = 0;
+    double                  secs = 0;
+    genie_status_t          st;
+
+    if (!open_ok(self) || !PyArg_ParseTuple(args, "isKKO!", &rank, &path, &fsess, &sess,
+                                            &PyList_Type, &list)) {
+        return NULL;
+    }
+    n = PyList_GET_SIZE(list);
+    if ((kv = calloc((size_t)n + 1, sizeof(*kv))) == NULL) {
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned long long id;
+        int                dtype;
+        PyObject          *shape;
+
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "KsiO", &id, &kv[i].name, &dtype, &shape) ||
+            geniepy_parse_shape(shape, &kv[i].ndim, kv[i].shape) < 0) {
+            goto out;
+        }
+        if (dtype < 0 || dtype >= GENIE_DTYPE_COUNT) {
+            PyErr_Format(PyExc_ValueError, "genie: restore: dtype code %d", dtype);
+            goto out;
+        }
+        kv[i].id    = id;
+        kv[i].dtype = (genie_dtype_t)dtype;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    st = genie_client_restore(self->client, rank, path, fsess, sess, kv, (uint32_t)n, &bytes, &secs);
+    Py_END_ALLOW_THREADS
+    if (st != GENIE_OK) {
+        raise_st("restore", st);
+        goto out;
+    }
+    result = Py_BuildValue("{s:K,s:d}", "bytes", (unsigned long long)bytes, "seconds", secs);
+out:
+    free(kv);
+    return result;
+}
+
 typedef struct { PyObject *d; PyObject *phase; int failed; } stats_acc_t;
 
 static void stats_one(const char *name, double value, void *arg)
 {
     stats_acc_t *a = arg;
     PyObject    *v;
-    int          is_int = strcmp(name, "compute_s") != 0 && strcmp(name, "handoff_s") != 0 &&
+    size_t       len = strlen(name);
+    int          is_int = !(len > 2 && strcmp(name + len - 2, "_s") == 0) &&   /* seconds */
                           strncmp(name, "phase_s.", 8) != 0;
 
     if (a->failed) {
@@ -548,6 +784,11 @@ static PyMethodDef cluster_methods[] = {
     { "stats", (PyCFunction)cluster_stats, METH_O, "stats(rank) -> dict of executor counters" },
     { "link_stats", (PyCFunction)cluster_link_stats, METH_NOARGS,
       "link_stats() -> {rank: dict(bytes_sent, bytes_received, messages, rma_bytes)}" },
+    { "checkpoint", (PyCFunction)cluster_checkpoint, METH_O,
+      "checkpoint([(rank, epoch, path, job, sessions)]) -> [dict(rank, bytes, seconds)]: "
+      "each rank writes its file of the epoch, all at once" },
+    { "restore", (PyCFunction)cluster_restore, METH_VARARGS,
+      "restore(rank, path, file_session, session, [(id, name, dtype, shape)]) -> dict(bytes, seconds)" },
     { "ping", (PyCFunction)cluster_ping, METH_VARARGS, "ping(rank, bytes): one round trip" },
     { "close", (PyCFunction)cluster_close, METH_NOARGS, "close(): shut the executors down (idempotent)" },
     { NULL, NULL, 0, NULL },

@@ -320,7 +320,7 @@ PyMODINIT_FUNC PyInit__C(void)
         PyModule_AddIntConstant(m, "OP_COUNT", GENIE_OP_COUNT) < 0 ||
         PyModule_AddIntConstant(m, "SRG_VERSION", GENIE_SRG_VERSION) < 0 ||
         PyModule_AddIntConstant(m, "MAX_DIMS", GENIE_MAX_DIMS) < 0 ||
-        geniepy_cluster_register(m) < 0) {
+        geniepy_cluster_register(m) < 0 || geniepy_checkpoint_register(m) < 0) {
         Py_XDECREF(m);
         return NULL;
     }

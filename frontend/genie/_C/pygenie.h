@@ -49,6 +49,9 @@ int geniepy_cluster_register(PyObject *m);
 PyObject *geniepy_executor_main(PyObject *self, PyObject *noargs);
 #endif
 
+/* genie._C.ckpt_* (checkpoint.c); a no-op in a build without HDF5. */
+int geniepy_checkpoint_register(PyObject *m);
+
 /* Build a Python tuple from a shape. */
 PyObject *geniepy_shape_tuple(int ndim, const int64_t *shape);
 

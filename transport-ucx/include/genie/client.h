@@ -62,6 +62,47 @@ genie_status_t genie_client_stats(genie_client_t *c, int32_t rank,
                                   void (*fn)(const char *name, double value, void *arg),
                                   void (*fn_text)(const char *name, const char *text, void *arg),
                                   void *arg);
+/* CHECKPOINT: the executor writes one rank file of a checkpoint epoch
+ * (docs/checkpoint-format.md) at `path`, committing it by rename, from the
+ * session objects it holds and the metadata given here.  _send returns once
+ * the request is out, so several ranks write at the same time; _wait
+ * collects one (bytes written, seconds the executor spent). */
+typedef struct genie_client_ckpt_session {
+    uint64_t           id, key, model_fp, step, prompt_len;
+    uint32_t           batch;        /* B */
+    uint64_t           n_tokens;     /* L */
+    const int64_t     *tokens;       /* (B, L) */
+    const uint8_t     *rng;          /* (rng_len) sampler state, may be empty */
+    uint32_t           rng_len;
+    uint32_t           n_lineage;    /* R */
+    const int64_t     *lineage;      /* (R, 6) docs/checkpoint-format.md */
+    uint32_t           n_kv;
+    const uint64_t    *kv_ids;       /* (n_kv) objects the session owns */
+    const char *const *kv_names;     /* (n_kv) "layer_00/key" */
+} genie_client_ckpt_session_t;
+
+genie_status_t genie_client_checkpoint_send(genie_client_t *c, int32_t rank, uint64_t epoch,
+                                            const char *path, const char *job,
+                                            const genie_client_ckpt_session_t *sessions,
+                                            uint32_t n, uint32_t *seq_p);
+genie_status_t genie_client_checkpoint_wait(genie_client_t *c, int32_t rank, uint32_t seq,
+                                            uint64_t *bytes_p, double *seconds_p);
+
+/* RESTORE: the executor reads session `file_session`'s KV tensors from the
+ * rank file `path` (checksums verified) and makes them its objects `ids`,
+ * owned by `session`.  Nothing is created unless every tensor read. */
+typedef struct genie_client_kv_desc {
+    uint64_t      id;
+    const char   *name;
+    genie_dtype_t dtype;
+    int           ndim;
+    int64_t       shape[GENIE_MAX_DIMS];
+} genie_client_kv_desc_t;
+
+genie_status_t genie_client_restore(genie_client_t *c, int32_t rank, const char *path,
+                                    uint64_t file_session, uint64_t session,
+                                    const genie_client_kv_desc_t *kv, uint32_t n,
+                                    uint64_t *bytes_p, double *seconds_p);
 genie_status_t genie_client_ping(genie_client_t *c, int32_t rank, const void *data, size_t len);
 
 #endif

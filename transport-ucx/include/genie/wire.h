@@ -52,6 +52,8 @@ typedef enum genie_msg_type {
     GENIE_MSG_KV_RESERVE   = 12,  /* session, sizes           -> arena offsets   */
     GENIE_MSG_KV_COMMIT    = 13,  /* session, objects         -> ok              */
     GENIE_MSG_PING         = 14,  /* bytes (echoed)           -> the same bytes  */
+    GENIE_MSG_CHECKPOINT   = 15,  /* epoch, path, sessions    -> bytes, seconds  */
+    GENIE_MSG_RESTORE      = 16,  /* path, session, objects   -> bytes, seconds  */
     GENIE_MSG_TYPE_COUNT
 } genie_msg_type_t;
 
@@ -68,7 +70,7 @@ typedef struct genie_wire_hdr {
 } genie_wire_hdr_t;
 
 _Static_assert(sizeof(genie_wire_hdr_t) == 32, "wire header is 32 bytes: bump GENIE_WIRE_VERSION");
-_Static_assert(GENIE_MSG_TYPE_COUNT == 15, "new message type: update docs/wire-protocol.md");
+_Static_assert(GENIE_MSG_TYPE_COUNT == 17, "new message type: update docs/wire-protocol.md");
 _Static_assert(GENIE_DTYPE_COUNT == 6, "dtype numbering is on the wire: bump GENIE_WIRE_VERSION");
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the Genie wire protocol is little-endian"
