@@ -14,6 +14,7 @@ Exit status: 0 pass, 1 fail, 77 skipped (the cluster fixture did not start,
 e.g. not root or the plugin not built); CTest's SKIP_RETURN_CODE is 77.
 """
 
+import glob
 import os
 import re
 import shlex
@@ -407,12 +408,13 @@ def case_nofilter(tmp):
     return ok_line(f"refused, exit {r.rc}, nothing ran: {named[0]}{extra}")
 
 
-def sbatch_case(tmp, script, tag, match_re, n_gpus, what):
+def sbatch_case(tmp, script, tag, match_re, n_gpus, what, script_args=(), extra_re=()):
     """sbatch --wait a template; pass iff the job exits 0, its output has a
-    line matching match_re and n_gpus executors each saw one GPU, all
-    different."""
+    line matching match_re (and each of extra_re) and n_gpus executors each
+    saw one GPU, all different."""
     out_file = os.path.join(tmp, f"{tag}.out")
-    argv = ["sbatch", "--wait", "-J", f"genie-{tag}", "-t", "10", "-o", out_file, script]
+    argv = ["sbatch", "--wait", "-J", f"genie-{tag}", "-t", "10", "-o", out_file, script,
+            *script_args]
     print(f"checks: {shlex.join(argv)} completes with exit 0, its output shows {what} and "
           f"{n_gpus} executors on {n_gpus} different GPUs (the srun inside inherits "
           "--genie-phases, the task count and the GPUs)")
@@ -430,6 +432,9 @@ def sbatch_case(tmp, script, tag, match_re, n_gpus, what):
     m = re.search(match_re, job_out, re.M)
     if not m:
         problems.append(f"no line matching {match_re!r} in the job's output")
+    for rx in extra_re:
+        if not re.search(rx, job_out, re.M):
+            problems.append(f"no line matching {rx!r} in the job's output")
     gpus, source, gpu_problems = check_gpus(job_out, n_gpus)
     problems += gpu_problems
     if problems:
@@ -452,6 +457,36 @@ def case_sbatch_llm(tmp):
 def case_sbatch_vision(tmp):
     return sbatch_case(tmp, "jobs/vision-pipeline.sbatch", "sbatch-vision",
                        r"^all (\d+) images match.*$", 2, "the ViT's logits and labels match PyTorch")
+
+
+def case_restore(tmp):
+    """Checkpoints under srun, every task killed mid-generation, then the
+    restore template: every session continues with identical tokens."""
+    ckpt = os.path.join(tmp, "ckpt")
+    os.makedirs(ckpt)
+    os.chmod(tmp, 0o755)
+    argv = ["srun", "--genie-phases=prefill:1,decode:2", f"--genie-checkpoint-dir={ckpt}",
+            "-t", "5", "-J", "genie-ckpt", "python", "tests/fault/fault_app.py",
+            "--prompts", "8", "--new-tokens", "64", "--kill-all-at", "24",
+            "--out", os.path.join(tmp, "first.json")]
+    env = dict(os.environ, GENIE_CHECKPOINT_EVERY_STEPS="8")
+    print(f"checks: {shlex.join(argv)} writes checkpoints every 8 steps and dies (SIGKILL of "
+          "every task at step 24); then sbatch jobs/restore-after-node-loss.sbatch on its "
+          "directory continues all 8 sessions with tokens identical to PyTorch")
+    r = run(argv, timeout=600, env=env, job_name="genie-ckpt")
+    manifests = sorted(glob.glob(os.path.join(ckpt, "epoch-*", "manifest.h5")))
+    problems = []
+    if os.path.exists(os.path.join(tmp, "first.json")):
+        problems.append("the first job finished instead of dying at step 24")
+    if not manifests:
+        problems.append(f"the first job left no complete checkpoint in {ckpt}")
+    if problems:
+        r.show("srun with checkpoints")
+        return fail(f"checkpointing step: {'; '.join(problems)}")
+    print(f"first step: exit {r.rc} after {r.secs:.0f} s, {len(manifests)} complete epochs")
+    return sbatch_case(tmp, "jobs/restore-after-node-loss.sbatch", "sbatch-restore",
+                       r"^all 8 prompts match$", 3, "the restored sessions' tokens match PyTorch",
+                       script_args=(ckpt,), extra_re=(r"genie: restore: 8 sessions continue",))
 
 
 def case_launch_in_allocation(tmp):
@@ -495,6 +530,7 @@ CASES = {
     "sbatch_vision": case_sbatch_vision,
     "launch_in_allocation": case_launch_in_allocation,
     "cpu_only": case_cpu_only,
+    "restore": case_restore,
 }
 
 
