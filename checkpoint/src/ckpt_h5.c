@@ -229,9 +229,16 @@ int ckpt_dtype_from_name(const char *name, genie_dtype_t *dt_p)
 int ckpt_name_ok(const char *name)
 {
     size_t n = strnlen(name, GENIE_CKPT_NAME_MAX);
+    int    slashes = 0;
 
     if (n == 0 || n >= GENIE_CKPT_NAME_MAX || name[0] == '/' || name[n - 1] == '/' ||
         strstr(name, "//") != NULL) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        slashes += name[i] == '/';
+    }
+    if (slashes > 1) {              /* "layer_00/key": one group level at most */
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
@@ -261,25 +268,24 @@ genie_status_t ckpt_fsync_path(const char *path, int is_dir)
 
 void genie_ckpt_fault_point(const char *where)
 {
-    static long crash_at = -1, count;
-    const char *log;
+    static char seen[32];          /* the GENIE_CKPT_CRASH_AT value armed */
+    static long crash_at, count;
+    const char *v = getenv("GENIE_CKPT_CRASH_AT"), *log;
 
-    if (crash_at < 0) {
-        const char *v = getenv("GENIE_CKPT_CRASH_AT");
-        char       *end = NULL;
-        long        n = v != NULL ? strtol(v, &end, 10) : 0;
+    /* Re-armed whenever the variable changes (a test's driver sets it for
+     * itself mid-run; a forked child sets its own): counting restarts. */
+    if (v != NULL && strncmp(v, seen, sizeof(seen)) != 0) {
+        char *end = NULL;
+        long  n = strtol(v, &end, 10);
 
+        snprintf(seen, sizeof(seen), "%s", v);
+        count = 0;
         crash_at = 0;
-        if (v != NULL && v[0] != '\0' && (end == NULL || *end != '\0' || n < 0)) {
+        if (v[0] == '\0' || end == NULL || *end != '\0' || n < 0) {
             fprintf(stderr, "genie: GENIE_CKPT_CRASH_AT=%s is not a number; ignored\n", v);
-        } else if (v != NULL) {
+        } else {
             crash_at = n;
         }
-    }
-    /* The variable may be set after the first call (a test's driver sets
-     * it for itself); read it again while no crash is armed. */
-    if (crash_at == 0 && getenv("GENIE_CKPT_CRASH_AT") != NULL) {
-        crash_at = atol(getenv("GENIE_CKPT_CRASH_AT"));
     }
     count++;
     if (crash_at > 0 && count == crash_at) {
