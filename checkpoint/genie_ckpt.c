@@ -159,7 +159,7 @@ static void report(const char *file, const char *dataset, genie_status_t st, con
     (void)arg;
     (void)dataset;
     if (st != GENIE_OK) {
-        printf("genie-ckpt: FAILED %s: %s\n", file, msg);
+        printf("genie-ckpt: FAILED %s\n", strstr(msg, file) != NULL ? msg : file);
     }
 }
 

@@ -41,6 +41,24 @@ class Fail(Exception):
     pass
 
 
+def ckpt_flags(args, ck, every=None, restore=None):
+    """genie-launch options for a checkpoint directory (and a restore); as
+    environment variables when this genie-launch has no such flags."""
+    if args.launch_flags:
+        extra = ["--checkpoint-dir", ck]
+        if every is not None:
+            extra += ["--checkpoint-every", str(every)]
+        if restore:
+            extra += ["--restore", restore]
+        return extra, {}
+    env = {"GENIE_CHECKPOINT_DIR": ck}
+    if every is not None:
+        env["GENIE_CHECKPOINT_EVERY_STEPS"] = str(every)
+    if restore:
+        env["GENIE_RESTORE_DIR"] = restore
+    return [], env
+
+
 def run_job(args, phases, app_args, extra=(), env=None, timeout=300, expect_ok=True):
     """genie-launch ... -- python fault_app.py; returns (rc, output)."""
     cmd = [os.path.join(args.build, "bin", "genie-launch"), "--phases", phases, *extra, "--",
@@ -120,9 +138,9 @@ def case_kill(args, spare=False):
         phases = "prefill:1,decode:1+1" if spare else "prefill:1,decode:2"
         print(f"fault-test: trial {trial}: kill decode executor {index} at step {step}, "
               f"checkpoint every {every or 'never'} steps")
-        extra = ["--checkpoint-dir", ck, "--checkpoint-every", str(every)]
+        extra, env = ckpt_flags(args, ck, every)
         run_job(args, phases, ["--kill-executor", "decode", "--kill-index", str(index),
-                               "--kill-at", str(step), "--out", out], extra)
+                               "--kill-at", str(step), "--out", out], extra, env)
         got = load(out)
         if not got["killed"] or not got["lost"]:
             raise Fail(f"trial {trial}: no executor was killed/lost ({got['killed']}, {got['lost']})")
@@ -139,8 +157,8 @@ def kill_all_then_restore(args, tag, app_args, every=8):
     ck = os.path.join(args.work, f"ckpt-{tag}")
     shutil.rmtree(ck, ignore_errors=True)
     first = os.path.join(args.work, f"{tag}-first.json")
-    run_job(args, "prefill:1,decode:2", app_args + ["--out", first],
-            ["--checkpoint-dir", ck, "--checkpoint-every", str(every)], timeout=120)
+    extra, env = ckpt_flags(args, ck, every)
+    run_job(args, "prefill:1,decode:2", app_args + ["--out", first], extra, env, timeout=120)
     if os.path.exists(first):
         raise Fail(f"{tag}: the first job finished; it should have died mid-generation")
     return ck
@@ -148,7 +166,8 @@ def kill_all_then_restore(args, tag, app_args, every=8):
 
 def restore_job(args, ck, tag, phases="prefill:1,decode:2"):
     out = os.path.join(args.work, f"{tag}-restored.json")
-    rc, text = run_job(args, phases, ["--out", out], ["--restore", ck, "--checkpoint-dir", ck])
+    extra, env = ckpt_flags(args, ck, restore=ck)
+    rc, text = run_job(args, phases, ["--out", out], extra, env)
     return load(out), text
 
 
@@ -173,7 +192,7 @@ def case_restore(args):
 def case_crash_manifest(args):
     ref = reference(args)
     rng = random.Random(args.seed)
-    points = 7                              # fault points per manifest commit (see ckpt_write.c)
+    points = 6                              # fault points per manifest commit (ckpt_write.c)
     k = rng.randint(points + 1, 3 * points)  # during the 2nd or 3rd epoch's commit
     print(f"fault-test: the driver dies at checkpoint fault point {k}")
     ck = kill_all_then_restore(args, "crash", ["--crash-ckpt-at", str(k)], every=4)
@@ -190,8 +209,8 @@ def case_flipped(args):
     ck = os.path.join(args.work, "ckpt-flip")
     shutil.rmtree(ck, ignore_errors=True)
     first = os.path.join(args.work, "flip-first.json")
-    run_job(args, "prefill:1,decode:2", ["--out", first], ["--checkpoint-dir", ck,
-                                                           "--checkpoint-every", "8"])
+    extra, env = ckpt_flags(args, ck, 8)
+    run_job(args, "prefill:1,decode:2", ["--out", first], extra, env)
     same_tokens(load(first), ref, "checkpointed run")
     epochs = sorted(d for d in os.listdir(ck) if d.startswith("epoch-"))
     newest = os.path.join(ck, epochs[-1])
@@ -236,6 +255,9 @@ def main():
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     args.work = os.path.abspath(args.work or os.path.join(args.build, "tests", "fault"))
+    usage = subprocess.run([os.path.join(args.build, "bin", "genie-launch"), "--help"],
+                           capture_output=True, text=True).stdout
+    args.launch_flags = "--restore" in usage and "--checkpoint-every" in usage
     os.makedirs(args.work, exist_ok=True)
     try:
         CASES[args.case](args)
