@@ -159,7 +159,11 @@ static void report(const char *file, const char *dataset, genie_status_t st, con
     (void)arg;
     (void)dataset;
     if (st != GENIE_OK) {
-        printf("genie-ckpt: FAILED %s\n", strstr(msg, file) != NULL ? msg : file);
+        if (strstr(msg, file) != NULL) {
+            printf("genie-ckpt: FAILED %s\n", msg);           /* the message names the file */
+        } else {
+            printf("genie-ckpt: FAILED %s: %s\n", file, msg);
+        }
     }
 }
 
