@@ -153,7 +153,7 @@ class _Session:
 
     __slots__ = ("id", "rank", "prefill_rank", "decode_rank", "kv_bytes_moved",
                  "kv_cache_bytes", "handoffs", "handoff_s", "other_bytes_moved", "steps",
-                 "uids", "ended")
+                 "uids", "ended", "restored")
 
     def __init__(self, sid):
         self.id = sid
@@ -168,6 +168,7 @@ class _Session:
         self.steps = 0                # binds
         self.uids = set()             # object ids it owns on `rank`
         self.ended = False
+        self.restored = False         # its KV cache was read from a checkpoint file
 
     def as_dict(self):
         return {"prefill_rank": self.prefill_rank, "decode_rank": self.decode_rank,
@@ -175,7 +176,7 @@ class _Session:
                 "kv_cache_bytes": self.kv_cache_bytes, "handoffs": self.handoffs,
                 "handoff_s": round(self.handoff_s, 6),
                 "other_bytes_moved": self.other_bytes_moved, "steps": self.steps,
-                "ended": self.ended}
+                "ended": self.ended, "restored": self.restored}
 
 
 def _majority_phase(counts):
@@ -715,6 +716,7 @@ class Runtime:
             self.uid_session[v.uid] = session
             s.uids.add(v.uid)
         s.rank = s.decode_rank = rank
+        s.restored = True
         s.kv_cache_bytes = sum(v.nbytes for v in vals)
         self.ranks[rank].sessions += 1
         return vals, res

@@ -137,13 +137,17 @@ def distributed_summary(stats, n_prompts):
     problems = []
     execs = stats["executors"]
     prefill = [e for e in execs if e["phase"] in PREFILL_GROUPS]
+    # Sessions restored from a checkpoint (--genie-restore) were not prefilled
+    # here and their KV cache was read from a file, not handed over.
+    restored = {sid for sid, s in stats["sessions"].items() if s.get("restored")}
+    n_prompts -= len(restored)
     has_decode = any(e["phase"] in DECODE_GROUPS for e in execs)
     for e in prefill:
         n = e["driver_requests"].get("llm_prefill", 0)
         compute = e.get("phase_compute_s", {}).get("llm_prefill", 0.0)
         print(f"prefill rank {e['rank']}: {n} requests, {compute:.4f} s prefill compute "
               f"({e['host']} pid {e['pid']})")
-        if n_prompts >= len(prefill) and not (n > 0 and compute > 0):
+        if n_prompts > 0 and n_prompts >= len(prefill) and not (n > 0 and compute > 0):
             problems.append(f"prefill rank {e['rank']} did no prefill work")
     for e in execs:
         # Under srun --genie-phases each executor sees only its own slice's GPU.
@@ -154,6 +158,10 @@ def distributed_summary(stats, n_prompts):
     for sid, s in sorted(stats["sessions"].items()):
         moved, cache, n = s["kv_bytes_moved"], s["kv_cache_bytes"], s["handoffs"]
         where = f"rank {s['prefill_rank']} -> rank {s['decode_rank']}"
+        if sid in restored:
+            print(f"session {sid}: restored from a checkpoint onto rank {s['decode_rank']} "
+                  f"(kv cache {cache} bytes read from the file)")
+            continue
         if not colocated:
             print(f"session {sid}: blind mode, {moved} KV bytes through the driver "
                   f"(kv cache {cache} at the end)")
