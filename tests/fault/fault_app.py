@@ -9,6 +9,8 @@ inside at a chosen step:
         SIGKILL executor I of slice group GROUP when prompt 0 finishes STEP
   --kill-all-at STEP
         SIGKILL every executor, then this process (the whole job dies)
+  --signal-at STEP --signal NAME
+        send SIGUSR1 or SIGTERM to this process (the driver) at STEP
   --crash-ckpt-at N
         GENIE_CKPT_CRASH_AT=N for this process only: the driver dies at the
         N-th step of its checkpoint commits (writing a manifest)
@@ -41,6 +43,8 @@ def main():
     ap.add_argument("--kill-at", type=int, default=-1)
     ap.add_argument("--kill-all-at", type=int, default=-1)
     ap.add_argument("--crash-ckpt-at", type=int, default=0)
+    ap.add_argument("--signal-at", type=int, default=-1)
+    ap.add_argument("--signal", choices=["SIGUSR1", "SIGTERM"], default="SIGUSR1")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
@@ -63,6 +67,9 @@ def main():
                   f"({victim['phase']}) pid {victim['pid']}", flush=True)
             os.kill(victim["pid"], signal.SIGKILL)
             killed.append(victim["rank"])
+        if step == args.signal_at:
+            print(f"fault-app: step {step}: {args.signal} to the driver", flush=True)
+            os.kill(os.getpid(), getattr(signal, args.signal))
         if step == args.kill_all_at:
             print(f"fault-app: step {step}: SIGKILL every rank", flush=True)
             for e in execs:

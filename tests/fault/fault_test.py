@@ -16,6 +16,8 @@ Cases:
   restore          SIGKILL every rank mid-generation, restore in a new genie-launch
   crash_manifest   the driver dies at a seeded point of a checkpoint commit;
                    the restore uses the newest complete epoch
+  signals          SIGUSR1 checkpoints at the next step; SIGTERM checkpoints and
+                   ends the job; both restore to identical tokens
   flipped_bytes    flip bytes of a KV dataset in the newest epoch: genie-ckpt
                    verify and the restore both name the dataset; the restore
                    takes that session from the previous epoch
@@ -240,9 +242,41 @@ def case_flipped(args):
     same_tokens(got, ref, "restore with a corrupt dataset")
 
 
+def case_signals(args):
+    """No periodic checkpoints: SIGUSR1 at one step writes one (then the job
+    is killed and restored from it); SIGTERM writes one and ends the job
+    with status 143 (then it is restored from that)."""
+    ref = reference(args)
+    rng = random.Random(args.seed)
+    usr1 = rng.randint(5, 30)
+    ck = kill_all_then_restore(args, "usr1", ["--signal-at", str(usr1), "--kill-all-at",
+                                              str(usr1 + 10)], every=0)
+    got, text = restore_job(args, ck, "usr1")
+    st = got["checkpoint"]
+    if st["restored_sessions"] != PROMPTS:
+        raise Fail(f"SIGUSR1: {st['restored_sessions']} sessions restored, want {PROMPTS}")
+    if f"continue at steps {usr1 + 1}..{usr1 + 1}" not in text:
+        raise Fail(f"SIGUSR1 at step {usr1}: the restore did not continue at step {usr1 + 1}")
+    same_tokens(got, ref, "restore after SIGUSR1")
+    term = rng.randint(5, 30)
+    ck = os.path.join(args.work, "ckpt-term")
+    shutil.rmtree(ck, ignore_errors=True)
+    extra, env = ckpt_flags(args, ck, 0)
+    first = os.path.join(args.work, "term-first.json")
+    rc, text = run_job(args, "prefill:1,decode:2", ["--signal-at", str(term), "--signal",
+                                                    "SIGTERM", "--out", first], extra, env)
+    if os.path.exists(first) or "genie: SIGTERM: checkpointed 8 sessions" not in text:
+        raise Fail(f"SIGTERM at step {term}: the job did not checkpoint and stop")
+    got, text = restore_job(args, ck, "term")
+    if f"continue at steps {term + 1}..{term + 1}" not in text:
+        raise Fail(f"SIGTERM at step {term}: the restore did not continue at step {term + 1}")
+    same_tokens(got, ref, "restore after SIGTERM")
+
+
 CASES = {"reference": lambda a: reference(a), "kill_decode": case_kill,
          "kill_spare": lambda a: case_kill(a, spare=True), "restore": case_restore,
-         "crash_manifest": case_crash_manifest, "flipped_bytes": case_flipped}
+         "crash_manifest": case_crash_manifest, "flipped_bytes": case_flipped,
+         "signals": case_signals}
 
 
 def main():
