@@ -18,6 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "launch.h"
 
 #define EXAMPLE_CMD "genie-launch --phases prefill:1,decode:1 -- python app.py"
@@ -39,6 +41,11 @@ static void usage(FILE *out)
 "  --threads N          threads per executor; 0 = cores / executors (default)\n"
 "  --kv-mode M          colocated (default) or blind (KV cache shipped every\n"
 "                       step; for the benchmark)\n"
+"  --checkpoint-dir DIR checkpoint generation sessions into DIR (HDF5 epochs)\n"
+"  --checkpoint-every N checkpoint every N decode steps (0 = only on SIGUSR1 and\n"
+"                       SIGTERM; default 32)\n"
+"  --restore DIR        resume the sessions checkpointed in DIR (an earlier job's\n"
+"                       --checkpoint-dir) instead of starting them over\n"
 "  --no-srun            use mpirun even inside a Slurm allocation\n"
 "  --dry-run            print the environment and command line; start nothing\n"
 "  -v, --verbose        one line on stderr saying what is started\n"
@@ -55,6 +62,7 @@ static void usage(FILE *out)
 /* What the command line said, before it is merged with the config file. */
 typedef struct cli {
     const char *phases, *config, *backend, *threads, *kv_mode;
+    const char *ckpt_dir, *ckpt_every, *restore;
     int         no_srun, dry_run, verbose;
     int         cmd_index;   /* argv index of CMD */
 } cli_t;
@@ -72,6 +80,9 @@ static int parse_cli(int argc, char **argv, cli_t *cli)
         {"--backend", offsetof(cli_t, backend), "--backend cpu"},
         {"--threads", offsetof(cli_t, threads), "--threads 4"},
         {"--kv-mode", offsetof(cli_t, kv_mode), "--kv-mode colocated"},
+        {"--checkpoint-dir", offsetof(cli_t, ckpt_dir), "--checkpoint-dir /scratch/ckpt"},
+        {"--checkpoint-every", offsetof(cli_t, ckpt_every), "--checkpoint-every 32"},
+        {"--restore", offsetof(cli_t, restore), "--restore /scratch/ckpt"},
     };
 
     memset(cli, 0, sizeof(*cli));
@@ -165,10 +176,44 @@ static genie_status_t apply_cli(const cli_t *cli, genie_launch_config_t *cfg)
             return GENIE_ERR_NOMEM;
         }
     }
+    if (cli->ckpt_every != NULL &&
+        !genie_launch_parse_int(cli->ckpt_every, 0, GENIE_LAUNCH_MAX_CKPT_STEPS,
+                                &cfg->ckpt.every_steps)) {
+        genie_launch_err("--checkpoint-every '%s' is not a whole number in 0..%d (0 = only on "
+                         "signals)", cli->ckpt_every, GENIE_LAUNCH_MAX_CKPT_STEPS);
+        return GENIE_ERR_INVALID;
+    }
+    if (cli->ckpt_dir != NULL) {
+        if (cli->ckpt_dir[0] == '\0') {
+            genie_launch_err("--checkpoint-dir needs a directory, e.g. --checkpoint-dir /scratch/ckpt");
+            return GENIE_ERR_INVALID;
+        }
+        if (genie_launch_config_set(&cfg->ckpt.dir, cli->ckpt_dir) != GENIE_OK) {
+            return GENIE_ERR_NOMEM;
+        }
+    }
     if (cli->threads != NULL &&
         !genie_launch_parse_int(cli->threads, 0, GENIE_LAUNCH_MAX_THREADS, &cfg->threads)) {
         genie_launch_err("--threads '%s' is not a whole number in 0..%d (0 = cores / executors)",
                          cli->threads, GENIE_LAUNCH_MAX_THREADS);
+        return GENIE_ERR_INVALID;
+    }
+    return GENIE_OK;
+}
+
+/* --restore DIR: an existing directory, passed on as an absolute path. */
+static genie_status_t resolve_restore(genie_launch_t *L, const char *dir)
+{
+    struct stat sb;
+
+    if (dir == NULL) {
+        return GENIE_OK;
+    }
+    if (dir[0] == '\0' || stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) ||
+        realpath(dir, L->restore_dir) == NULL) {
+        genie_launch_err("--restore %s: no such directory (give the --checkpoint-dir of the job "
+                         "to resume)", dir);
+        L->restore_dir[0] = '\0';
         return GENIE_ERR_INVALID;
     }
     return GENIE_OK;
@@ -311,6 +356,32 @@ void genie_launch_fill_vars(genie_launch_t *L)
      * transport itself, only where UCX_TLS may select sysv (UCX warns about
      * a variable nothing reads). */
     set_ucx_var(L, GENIE_LAUNCH_VAR_UCX_POSIX_EH, "UCX_POSIX_ERROR_HANDLING", "y");
+    /* The checkpoint policy (read by the driver; the grace by executors). */
+    if (c->ckpt.dir != NULL) {
+        char cwd[PATH_MAX];
+        if (c->ckpt.dir[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL) {
+            set_var(L, GENIE_LAUNCH_VAR_CKPT_DIR, "GENIE_CHECKPOINT_DIR", "%s", c->ckpt.dir);
+        } else {
+            set_var(L, GENIE_LAUNCH_VAR_CKPT_DIR, "GENIE_CHECKPOINT_DIR", "%s/%s", cwd, c->ckpt.dir);
+        }
+    }
+    if (c->ckpt.every_steps >= 0) {
+        set_var(L, GENIE_LAUNCH_VAR_CKPT_EVERY_STEPS, "GENIE_CHECKPOINT_EVERY_STEPS", "%lld",
+                (long long)c->ckpt.every_steps);
+    }
+    if (c->ckpt.every_s >= 0) {
+        set_var(L, GENIE_LAUNCH_VAR_CKPT_EVERY_S, "GENIE_CHECKPOINT_EVERY_S", "%.9g", c->ckpt.every_s);
+    }
+    if (c->ckpt.keep >= 0) {
+        set_var(L, GENIE_LAUNCH_VAR_CKPT_KEEP, "GENIE_CHECKPOINT_KEEP", "%lld", (long long)c->ckpt.keep);
+    }
+    if (c->ckpt.term_grace_s >= 0) {
+        set_var(L, GENIE_LAUNCH_VAR_TERM_GRACE, "GENIE_TERM_GRACE_S", "%lld",
+                (long long)c->ckpt.term_grace_s);
+    }
+    if (L->restore_dir[0] != '\0') {
+        set_var(L, GENIE_LAUNCH_VAR_RESTORE_DIR, "GENIE_RESTORE_DIR", "%s", L->restore_dir);
+    }
 }
 
 static int dry_run(genie_launch_t *L)
@@ -325,6 +396,9 @@ static int dry_run(genie_launch_t *L)
     printf("# genie-launch --dry-run: nothing was created or started; the X's of the job "
            "directory are filled in at launch\n");
     for (int i = 0; i < GENIE_LAUNCH_N_VARS; i++) {
+        if (L->var[i].name == NULL) {
+            continue;
+        }
         printf("export %s=", L->var[i].name);
         genie_launch_shell_quote(stdout, L->var[i].value);
         printf("%s\n", L->var[i].kept ? "   # already set in the environment; kept" : "");
@@ -395,8 +469,8 @@ int main(int argc, char **argv)
         (genie_launch_config_load(&L->cfg, config) != GENIE_OK || apply_cli(&cli, &L->cfg) != GENIE_OK)) {
         goto out;
     }
-    if (resolve_phases(L, cli.phases) != GENIE_OK || resolve_programs(L, cli.no_srun) != GENIE_OK ||
-        genie_launch_job_template(L) != GENIE_OK) {
+    if (resolve_phases(L, cli.phases) != GENIE_OK || resolve_restore(L, cli.restore) != GENIE_OK ||
+        resolve_programs(L, cli.no_srun) != GENIE_OK || genie_launch_job_template(L) != GENIE_OK) {
         goto out;
     }
     cpus       = sysconf(_SC_NPROCESSORS_ONLN);

@@ -54,11 +54,18 @@ enum {
     GENIE_LAUNCH_VAR_UCX_TLS,
     GENIE_LAUNCH_VAR_UCX_KEEPALIVE,
     GENIE_LAUNCH_VAR_UCX_POSIX_EH,
+    /* optional: left out (name NULL) when not set */
+    GENIE_LAUNCH_VAR_CKPT_DIR,
+    GENIE_LAUNCH_VAR_CKPT_EVERY_STEPS,
+    GENIE_LAUNCH_VAR_CKPT_EVERY_S,
+    GENIE_LAUNCH_VAR_CKPT_KEEP,
+    GENIE_LAUNCH_VAR_TERM_GRACE,
+    GENIE_LAUNCH_VAR_RESTORE_DIR,
     GENIE_LAUNCH_N_VARS
 };
 
 typedef struct genie_launch_var {
-    const char *name;
+    const char *name;   /* NULL: not passed at all */
     char        value[PATH_MAX + 64];
     int         kept;   /* 1: the caller had set it already; left as it was */
 } genie_launch_var_t;
@@ -83,6 +90,7 @@ typedef struct genie_launch {
     char                  executor_path[PATH_MAX];
     char                  runner_path[PATH_MAX];   /* mpirun or srun */
     char                  job_dir[PATH_MAX];       /* real, or the template in --dry-run */
+    char                  restore_dir[PATH_MAX];   /* --restore, absolute; "" = none */
     genie_launch_var_t    var[GENIE_LAUNCH_N_VARS];
 } genie_launch_t;
 

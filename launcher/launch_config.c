@@ -72,6 +72,10 @@ genie_status_t genie_launch_config_init(genie_launch_config_t *cfg)
     cfg->slurm_allowed     = 1;
     cfg->slurm.slices_per_gpu = 1;
     cfg->slurm.cpu_fallback   = 1;
+    cfg->ckpt.every_steps     = -1;
+    cfg->ckpt.every_s         = -1.0;
+    cfg->ckpt.keep            = -1;
+    cfg->ckpt.term_grace_s    = -1;
     if (genie_launch_config_set(&cfg->backend, GENIE_LAUNCH_DEFAULT_BACKEND) != GENIE_OK ||
         genie_launch_config_set(&cfg->kv_mode, GENIE_LAUNCH_DEFAULT_KV_MODE) != GENIE_OK ||
         genie_launch_config_set(&cfg->ucx_tls, GENIE_LAUNCH_DEFAULT_TLS) != GENIE_OK ||
@@ -92,6 +96,7 @@ void genie_launch_config_fini(genie_launch_config_t *cfg)
     free(cfg->slurm.rendezvous_dir);
     free(cfg->slurm.checkpoint_root);
     free(cfg->slurm.allowed_phases);
+    free(cfg->ckpt.dir);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -499,6 +504,86 @@ static genie_status_t load_slurm(genie_launch_config_t *cfg, const char *path,
 }
 
 /* One top-level setting. */
+/* A number of seconds in [0, hi]; whole numbers are accepted too. */
+static genie_status_t get_seconds(const where_t *w, const config_setting_t *s, double hi,
+                                  const char *example, double *value_p)
+{
+    double t;
+
+    if (config_setting_type(s) == CONFIG_TYPE_FLOAT) {
+        t = config_setting_get_float(s);
+    } else if (config_setting_type(s) == CONFIG_TYPE_INT ||
+               config_setting_type(s) == CONFIG_TYPE_INT64) {
+        t = (double)config_setting_get_int64(s);
+    } else {
+        return wrong_type(w, s, "a number of seconds", example);
+    }
+    if (!isfinite(t) || t < 0.0 || t > hi) {
+        cfg_err("%s:%d: %s = %g is out of range; give 0 to %g seconds (e.g. %s)", w->file, w->line,
+                w->key, t, hi, example);
+        return GENIE_ERR_INVALID;
+    }
+    *value_p = t;
+    return GENIE_OK;
+}
+
+/* checkpoint = { dir = "..."; every_steps = 32; every_seconds = 0; keep = 2;
+ *                term_grace_s = 60; } */
+static genie_status_t load_checkpoint(genie_launch_config_t *cfg, const char *path,
+                                      const config_setting_t *group)
+{
+    where_t gw = where_of(path, group, "checkpoint");
+
+    if (config_setting_type(group) != CONFIG_TYPE_GROUP) {
+        return wrong_type(&gw, group, "a group", "checkpoint = { every_steps = 32; }");
+    }
+    for (int i = 0; i < config_setting_length(group); i++) {
+        config_setting_t *s    = config_setting_get_elem(group, (unsigned)i);
+        const char       *name = config_setting_name(s);
+        const char       *v    = NULL;
+        char              key[64];
+        where_t           w;
+        genie_status_t    rc;
+
+        if (name == NULL) {
+            continue;
+        }
+        snprintf(key, sizeof(key), "checkpoint.%.40s", name);
+        w = where_of(path, s, key);
+        w.key = key;
+        if (strcmp(name, "dir") == 0) {
+            if (get_string(&w, s, "dir = \"/scratch/ckpt\";", &v) != GENIE_OK) {
+                return GENIE_ERR_INVALID;
+            }
+            if (v[0] == '\0' || strlen(v) >= 4096 || strpbrk(v, "\n\r\t") != NULL) {
+                cfg_err("%s:%d: checkpoint.dir must be a directory name of 1..4095 bytes",
+                        w.file, w.line);
+                return GENIE_ERR_INVALID;
+            }
+            rc = genie_launch_config_set(&cfg->ckpt.dir, v);
+        } else if (strcmp(name, "every_steps") == 0) {
+            rc = get_int(&w, s, 0, GENIE_LAUNCH_MAX_CKPT_STEPS, "every_steps = 32; or 0 for never",
+                         &cfg->ckpt.every_steps);
+        } else if (strcmp(name, "every_seconds") == 0) {
+            rc = get_seconds(&w, s, GENIE_LAUNCH_MAX_TIMEOUT_S, "every_seconds = 600;",
+                             &cfg->ckpt.every_s);
+        } else if (strcmp(name, "keep") == 0) {
+            rc = get_int(&w, s, 1, GENIE_LAUNCH_MAX_CKPT_KEEP, "keep = 2;", &cfg->ckpt.keep);
+        } else if (strcmp(name, "term_grace_s") == 0) {
+            rc = get_int(&w, s, 1, GENIE_LAUNCH_MAX_GRACE_S, "term_grace_s = 60;",
+                         &cfg->ckpt.term_grace_s);
+        } else {
+            cfg_err("%s:%d: unknown key 'checkpoint.%s'; the checkpoint group knows dir, "
+                    "every_steps, every_seconds, keep, term_grace_s", w.file, w.line, name);
+            return GENIE_ERR_INVALID;
+        }
+        if (rc != GENIE_OK) {
+            return rc;
+        }
+    }
+    return GENIE_OK;
+}
+
 static genie_status_t load_setting(genie_launch_config_t *cfg, const char *path,
                                    const config_setting_t *s)
 {
@@ -537,25 +622,9 @@ static genie_status_t load_setting(genie_launch_config_t *cfg, const char *path,
         return get_int(&w, s, 1, GENIE_LAUNCH_MAX_ARENA_MB, "arena_mb = 1024;", &cfg->arena_mb);
     }
     if (strcmp(name, "request_timeout_s") == 0) {
-        double t;
-
-        /* A whole number is accepted too: "request_timeout_s = 30;" is what
-         * people write, and libconfig reads it as an integer. */
-        if (config_setting_type(s) == CONFIG_TYPE_FLOAT) {
-            t = config_setting_get_float(s);
-        } else if (config_setting_type(s) == CONFIG_TYPE_INT ||
-                   config_setting_type(s) == CONFIG_TYPE_INT64) {
-            t = (double)config_setting_get_int64(s);
-        } else {
-            return wrong_type(&w, s, "a number of seconds", "request_timeout_s = 30.0;");
-        }
-        if (!isfinite(t) || t < 0.0 || t > GENIE_LAUNCH_MAX_TIMEOUT_S) {
-            cfg_err("%s:%d: request_timeout_s = %g is out of range; give 0 (no timeout) "
-                             "to %g seconds", w.file, w.line, t, GENIE_LAUNCH_MAX_TIMEOUT_S);
-            return GENIE_ERR_INVALID;
-        }
-        cfg->request_timeout_s = t;
-        return GENIE_OK;
+        /* 0 = no timeout; "request_timeout_s = 30;" (an integer) is accepted. */
+        return get_seconds(&w, s, GENIE_LAUNCH_MAX_TIMEOUT_S, "request_timeout_s = 30.0;",
+                           &cfg->request_timeout_s);
     }
     if (strcmp(name, "ucx") == 0) {
         return load_ucx(cfg, path, s);
@@ -563,8 +632,11 @@ static genie_status_t load_setting(genie_launch_config_t *cfg, const char *path,
     if (strcmp(name, "slurm") == 0) {
         return load_slurm(cfg, path, s);
     }
+    if (strcmp(name, "checkpoint") == 0) {
+        return load_checkpoint(cfg, path, s);
+    }
     cfg_err("%s:%d: unknown key '%s'; known keys: phases, backend, threads, kv_mode, "
-                     "arena_mb, request_timeout_s, ucx, slurm (see configs/genie.conf)",
+                     "arena_mb, request_timeout_s, ucx, slurm, checkpoint (see configs/genie.conf)",
                      w.file, w.line, name);
     return GENIE_ERR_INVALID;
 }

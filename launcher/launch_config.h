@@ -51,6 +51,20 @@ typedef struct genie_launch_slurm {
     int64_t  max_slices;                /* 0 = no limit on the sum of slices           */
 } genie_launch_slurm_t;
 
+/* checkpoint = { ... }: the driver's checkpoint policy, passed to every task
+ * as GENIE_CHECKPOINT_* / GENIE_TERM_GRACE_S.  Negative (NULL) = not set: the
+ * driver's and executors' own defaults apply. */
+#define GENIE_LAUNCH_MAX_CKPT_STEPS 1000000000
+#define GENIE_LAUNCH_MAX_CKPT_KEEP  1000
+#define GENIE_LAUNCH_MAX_GRACE_S    86400
+typedef struct genie_launch_checkpoint {
+    char   *dir;                /* where epochs go                        */
+    int64_t every_steps;        /* 0..MAX_CKPT_STEPS, 0 = not by steps     */
+    double  every_s;            /* 0..MAX_TIMEOUT_S, 0 = not by time       */
+    int64_t keep;               /* 1..MAX_CKPT_KEEP complete epochs kept    */
+    int64_t term_grace_s;       /* 1..MAX_GRACE_S executors serve after SIGTERM */
+} genie_launch_checkpoint_t;
+
 typedef struct genie_launch_config {
     char   *phases;            /* NULL: not given; else a spec the parser accepted */
     char   *backend;           /* "cpu" | "cuda" | "auto"                          */
@@ -61,6 +75,7 @@ typedef struct genie_launch_config {
     char   *ucx_tls;           /* UCX_TLS value                                    */
     int64_t ucx_keepalive_ms;  /* 1..MAX_KEEPALIVE_MS                              */
     genie_launch_slurm_t slurm;
+    genie_launch_checkpoint_t ckpt;
     int     slurm_allowed;     /* 0: a `slurm` group is refused (a user's file)     */
 } genie_launch_config_t;
 

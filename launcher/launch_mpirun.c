@@ -49,6 +49,9 @@ genie_status_t genie_launch_mpirun_argv(const genie_launch_t *L, genie_launch_ar
     PUSH("--bind-to");
     PUSH("none");
     for (int i = 0; i < GENIE_LAUNCH_N_VARS; i++) {
+        if (L->var[i].name == NULL) {
+            continue;
+        }
         PUSH("-x");
         PUSH(L->var[i].name);
     }

@@ -162,7 +162,7 @@ static genie_status_t export_vars(genie_launch_t *L)
     unsetenv("GENIE_PHASE");
     unsetenv("GENIE_PHASE_RANK");
     for (int i = 0; i < GENIE_LAUNCH_N_VARS; i++) {
-        if (!L->var[i].kept && setenv(L->var[i].name, L->var[i].value, 1) != 0) {
+        if (L->var[i].name != NULL && !L->var[i].kept && setenv(L->var[i].name, L->var[i].value, 1) != 0) {
             genie_launch_err("cannot set %s: %s", L->var[i].name, strerror(errno));
             return GENIE_ERR_NOMEM;
         }

@@ -285,9 +285,38 @@ static int set_paths(spank_t sp, uint32_t job)
         if (set(sp, "GENIE_CHECKPOINT_DIR", s->opt[GENIE_SPANK_OPT_CKPT]) != 0) {
             return -1;
         }
+    } else if (s->cfg.ckpt.dir != NULL) {
+        if (set(sp, "GENIE_CHECKPOINT_DIR", s->cfg.ckpt.dir) != 0) {
+            return -1;
+        }
     } else if (s->cfg.slurm.checkpoint_root != NULL) {
         snprintf(v, sizeof(v), "%s/%u", s->cfg.slurm.checkpoint_root, job);
         if (set(sp, "GENIE_CHECKPOINT_DIR", v) != 0) {
+            return -1;
+        }
+    }
+    /* The checkpoint policy of genie.conf's checkpoint group, where set. */
+    if (s->cfg.ckpt.every_steps >= 0) {
+        snprintf(v, sizeof(v), "%lld", (long long)s->cfg.ckpt.every_steps);
+        if (set(sp, "GENIE_CHECKPOINT_EVERY_STEPS", v) != 0) {
+            return -1;
+        }
+    }
+    if (s->cfg.ckpt.every_s >= 0) {
+        snprintf(v, sizeof(v), "%.9g", s->cfg.ckpt.every_s);
+        if (set(sp, "GENIE_CHECKPOINT_EVERY_S", v) != 0) {
+            return -1;
+        }
+    }
+    if (s->cfg.ckpt.keep >= 0) {
+        snprintf(v, sizeof(v), "%lld", (long long)s->cfg.ckpt.keep);
+        if (set(sp, "GENIE_CHECKPOINT_KEEP", v) != 0) {
+            return -1;
+        }
+    }
+    if (s->cfg.ckpt.term_grace_s >= 0) {
+        snprintf(v, sizeof(v), "%lld", (long long)s->cfg.ckpt.term_grace_s);
+        if (set(sp, "GENIE_TERM_GRACE_S", v) != 0) {
             return -1;
         }
     }

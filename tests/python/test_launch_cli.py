@@ -119,6 +119,11 @@ def test_bad_spec(env, spec, needle):
     (["--phases", "prefill:1", "--kv-mode=foo", "--", "true"], "--kv-mode 'foo'"),
     (["--phases", "prefill:1", "--config", "", "--", "true"], "--config needs a file name"),
     (["--phases", "prefill:1", "--no-srun", "--driver-shim", "x", "--", "true"], "internal"),
+    (["--phases", "prefill:1", "--restore", "/nonexistent/ckpt", "--", "true"],
+     "--restore /nonexistent/ckpt: no such directory"),
+    (["--phases", "prefill:1", "--checkpoint-every", "x", "--", "true"], "--checkpoint-every 'x'"),
+    (["--phases", "prefill:1", "--checkpoint-every", "-1", "--", "true"], "--checkpoint-every '-1'"),
+    (["--phases", "prefill:1", "--checkpoint-dir", "", "--", "true"], "--checkpoint-dir needs"),
 ])
 def test_bad_command_line(env, args, needle):
     assert_refused(run(args, env), needle)
@@ -170,6 +175,14 @@ def test_colon_argument_refused_for_mpirun(env):
      ":1: slurm.allowed_phases = \"prefill,,decode\" is not a comma-separated list"),
     ("slurm = { allowed_phases = \"prefill,\"; };\n", ":1: slurm.allowed_phases = \"prefill,\""),
     ("slurm = { max_slices = -1; };\n", ":1: slurm.max_slices = -1 is out of range"),
+    ("checkpoint = 1;\n", ":1: checkpoint must be a group"),
+    ("checkpoint = {\n  bogus = 1; };\n", ":2: unknown key 'checkpoint.bogus'"),
+    ("checkpoint = { keep = 0; };\n", ":1: checkpoint.keep = 0 is out of range"),
+    ("checkpoint = { every_steps = -1; };\n", ":1: checkpoint.every_steps = -1 is out of range"),
+    ("checkpoint = { every_seconds = \"1\"; };\n",
+     ":1: checkpoint.every_seconds must be a number of seconds"),
+    ("checkpoint = { term_grace_s = 0; };\n", ":1: checkpoint.term_grace_s = 0 is out of range"),
+    ("checkpoint = { dir = \"\"; };\n", ":1: checkpoint.dir must be a directory name"),
 ])
 def test_bad_config(env, tmp_path, text, needle):
     conf = tmp_path / "bad.conf"
@@ -271,6 +284,30 @@ def test_cli_overrides_config(env, tmp_path):
     exports, _, _ = dry_run(["--config", str(other), ["true"]], dict(env, GENIE_CONFIG=str(conf)))
     assert exports["GENIE_PHASES"] == "prefill:4"
     assert exports["GENIE_THREADS"] == str(max(1, os.cpu_count() // 4))
+
+
+def test_checkpoint_settings_reach_every_rank(env, tmp_path):
+    conf = tmp_path / "ck.conf"
+    conf.write_text('checkpoint = { dir = "/scratch/ck"; every_steps = 5; every_seconds = 30; '
+                    'keep = 3; term_grace_s = 9; };\n')
+    exports, cmd, _ = dry_run(["--config", str(conf), "--phases", "prefill:1", ["true"]], env)
+    assert (exports["GENIE_CHECKPOINT_DIR"], exports["GENIE_CHECKPOINT_EVERY_STEPS"],
+            exports["GENIE_CHECKPOINT_EVERY_S"], exports["GENIE_CHECKPOINT_KEEP"],
+            exports["GENIE_TERM_GRACE_S"]) == ("/scratch/ck", "5", "30", "3", "9")
+    assert "GENIE_RESTORE_DIR" not in exports
+    for name in ("GENIE_CHECKPOINT_DIR", "GENIE_TERM_GRACE_S"):
+        assert cmd[cmd.index(name) - 1] == "-x"
+    # flags over the file; a relative directory becomes absolute; --restore
+    # is passed as the directory's real path
+    exports, _, _ = dry_run(["--config", str(conf), "--checkpoint-dir", "rel/ck",
+                             "--checkpoint-every", "0", "--restore", str(tmp_path),
+                             "--phases", "prefill:1", ["true"]], env)
+    assert exports["GENIE_CHECKPOINT_DIR"] == os.path.join(os.getcwd(), "rel/ck")
+    assert exports["GENIE_CHECKPOINT_EVERY_STEPS"] == "0"
+    assert exports["GENIE_RESTORE_DIR"] == os.path.realpath(tmp_path)
+    # nothing set: nothing passed, the runtime's defaults apply
+    exports, _, _ = dry_run(["--phases", "prefill:1", ["true"]], env)
+    assert not [k for k in exports if "CHECKPOINT" in k or "RESTORE" in k or "GRACE" in k]
 
 
 def test_shipped_config_is_the_defaults(env):
