@@ -113,9 +113,9 @@ genie_status_t genie_phase_spec_parse(const char *spec, const genie_phase_limits
     memset(&tmp, 0, sizeof(tmp));
 
     for (;;) {
-        const char *ent = p, *name = p, *colon, *end, *digits;
+        const char *ent = p, *name = p, *colon, *end, *digits, *plus;
         size_t      name_len, ent_len;
-        uint32_t    value = 0;
+        uint32_t    value = 0, spares = 0;
         int         too_large = 0;
 
         /* The entry runs to the next ',' or the NUL; nothing beyond is read. */
@@ -189,26 +189,51 @@ genie_status_t genie_phase_spec_parse(const char *spec, const genie_phase_limits
                         "phase '%s' has a negative slice count '%s'; write %s:N with N in 1..%d",
                         q, quote(digits, (size_t)(end - digits), q2), q, GENIE_PHASE_MAX_SLICES);
         }
-        for (const char *d = digits; d < end; d++) {
-            unsigned char c = (unsigned char)*d;
-            if (c < '0' || c > '9') {
-                return fail(err, errlen, GENIE_ERR_INVALID,
-                            "phase '%s' has slice count '%s', which is not a plain decimal number "
-                            "(bad character %s); write %s:N with N in 1..%d",
-                            q, quote(digits, (size_t)(end - digits), q2), show_char(c, c8), q,
-                            GENIE_PHASE_MAX_SLICES);
+        /* "N" or "N+S": S spare slices after the N active ones. */
+        plus = digits;
+        while (plus < end && *plus != '+') {
+            plus++;
+        }
+        if (plus == digits) {
+            return fail(err, errlen, GENIE_ERR_INVALID,
+                        "phase '%s' has no slice count before '+'; write %s:N+S, e.g. %s:2+1",
+                        q, q, q);
+        }
+        if (plus < end && plus + 1 == end) {
+            return fail(err, errlen, GENIE_ERR_INVALID,
+                        "phase '%s' has nothing after '+'; write %s:N+S with S spare slices, "
+                        "e.g. %s:2+1", q, q, q);
+        }
+        for (int part = 0; part < 2; part++) {
+            const char *from = part == 0 ? digits : plus + 1, *to = part == 0 ? plus : end;
+            uint32_t   *dst = part == 0 ? &value : &spares;
+
+            if (part == 1 && plus == end) {
+                break;
             }
-            /* Stop accumulating past the limit: the value can never wrap. */
-            if (!too_large) {
-                value = value * 10u + (uint32_t)(c - '0');
-                if (value > GENIE_PHASE_MAX_SLICES) {
-                    too_large = 1;
+            for (const char *d = from; d < to; d++) {
+                unsigned char c = (unsigned char)*d;
+                if (c < '0' || c > '9') {
+                    return fail(err, errlen, GENIE_ERR_INVALID,
+                                "phase '%s' has %s '%s', which is not a plain decimal number "
+                                "(bad character %s); write %s:N or %s:N+S with N in 1..%d",
+                                q, part == 0 ? "slice count" : "spare count",
+                                quote(digits, (size_t)(end - digits), q2), show_char(c, c8), q, q,
+                                GENIE_PHASE_MAX_SLICES);
+                }
+                /* Stop accumulating past the limit: the value can never wrap. */
+                if (!too_large) {
+                    *dst = *dst * 10u + (uint32_t)(c - '0');
+                    if (*dst > GENIE_PHASE_MAX_SLICES) {
+                        too_large = 1;
+                    }
                 }
             }
         }
-        if (too_large) {
+        if (too_large || value + spares > GENIE_PHASE_MAX_SLICES) {
             return fail(err, errlen, GENIE_ERR_INVALID,
-                        "phase '%s' asks for %s slices, which is too large; at most %d per phase",
+                        "phase '%s' asks for %s slices, which is too large; at most %d per phase "
+                        "(spares included)",
                         q, quote(digits, (size_t)(end - digits), q2), GENIE_PHASE_MAX_SLICES);
         }
         if (value == 0) {
@@ -242,8 +267,9 @@ genie_status_t genie_phase_spec_parse(const char *spec, const genie_phase_limits
         }
 
         memcpy(tmp.entry[tmp.n].name, name, name_len);   /* rest is zero from memset */
-        tmp.entry[tmp.n].slices = value;
-        tmp.total_slices += value;   /* <= 16 * 4096: no overflow */
+        tmp.entry[tmp.n].slices = value + spares;     /* the total: tasks, ranks, GPUs */
+        tmp.entry[tmp.n].spares = spares;
+        tmp.total_slices += value + spares;   /* <= 16 * 4096: no overflow */
         tmp.n++;
 
         if (*end == '\0') {
@@ -263,8 +289,8 @@ genie_status_t genie_phase_spec_parse(const char *spec, const genie_phase_limits
 
 genie_status_t genie_phase_spec_format(const genie_phase_spec_t *spec, char *buf, size_t len)
 {
-    /* Longest text: 16 entries of name(31) ':' count(4) ',' -- less one comma, plus NUL. */
-    char   out[GENIE_PHASE_SPEC_MAX_ENTRIES * (GENIE_PHASE_NAME_MAX + 6) + 1];
+    /* Longest text: 16 entries of name(31) ':' count(4) '+' spares(4) ',', plus NUL. */
+    char   out[GENIE_PHASE_SPEC_MAX_ENTRIES * (GENIE_PHASE_NAME_MAX + 11) + 1];
     size_t used = 0;
 
     if (spec == NULL || buf == NULL || spec->n == 0 || spec->n > GENIE_PHASE_SPEC_MAX_ENTRIES) {
@@ -276,11 +302,16 @@ genie_status_t genie_phase_spec_format(const genie_phase_spec_t *spec, char *buf
         int    w;
 
         if (nl == 0 || nl > GENIE_PHASE_NAME_MAX || e->slices == 0 ||
-            e->slices > GENIE_PHASE_MAX_SLICES) {
+            e->slices > GENIE_PHASE_MAX_SLICES || e->spares >= e->slices) {
             return genie_set_error(GENIE_ERR_INVALID, "genie: phase spec entry %u is malformed", i);
         }
-        w = snprintf(out + used, sizeof(out) - used, "%s%.*s:%u", i ? "," : "", (int)nl,
-                     e->name, e->slices);
+        if (e->spares > 0) {
+            w = snprintf(out + used, sizeof(out) - used, "%s%.*s:%u+%u", i ? "," : "", (int)nl,
+                         e->name, e->slices - e->spares, e->spares);
+        } else {
+            w = snprintf(out + used, sizeof(out) - used, "%s%.*s:%u", i ? "," : "", (int)nl,
+                         e->name, e->slices);
+        }
         if (w < 0 || (size_t)w >= sizeof(out) - used) {
             return genie_set_error(GENIE_ERR_INVALID, "genie: phase spec does not fit its text form");
         }

@@ -22,6 +22,14 @@ def test_good_specs_with_limits():
     assert _C.parse_phases("vision:3", max_slices=0) == [("vision", 3)]
 
 
+def test_spare_slices():
+    assert _C.parse_phases("prefill:1,decode:2+1") == [("prefill", 1), ("decode", 3)]
+    assert _C.parse_phases("prefill:1,decode:2+1", spares=True) == [("prefill", 1, 0),
+                                                                    ("decode", 3, 1)]
+    with pytest.raises(ValueError, match="more than the 3 available"):
+        _C.parse_phases("prefill:1,decode:2+1", max_slices=3)
+
+
 @pytest.mark.parametrize(
     "spec, allowed, max_slices, needle",
     [
@@ -30,7 +38,9 @@ def test_good_specs_with_limits():
         ("prefill:", None, 0, "nothing after ':'"),
         ("prefill:x", None, 0, "not a plain decimal number"),
         ("prefill:-1", None, 0, "negative slice count"),
-        ("prefill:+1", None, 0, "bad character '+'"),
+        ("prefill:+1", None, 0, "no slice count before '+'"),
+        ("decode:1+", None, 0, "nothing after '+'"),
+        ("decode:4096+1", None, 0, "too large"),
         ("prefill:0", None, 0, "has 0 slices"),
         ("prefill:99999999999", None, 0, "too large"),
         ("prefill:4294967297", None, 0, "too large"),

@@ -41,6 +41,8 @@ static const good_case_t good[] = {
     { "vision:3,prefill:2,decode:1", 3, { "vision", "prefill", "decode" }, { 3, 2, 1 }, 6,
       "vision:3,prefill:2,decode:1" },
     { "a:1", 1, { "a" }, { 1 }, 1, "a:1" },
+    { "prefill:1,decode:2+1", 2, { "prefill", "decode" }, { 1, 3 }, 4, "prefill:1,decode:2+1" },
+    { "decode:1+0", 1, { "decode" }, { 1 }, 1, "decode:1" },           /* +0 is no spare */
     { "p2_x:007", 1, { "p2_x" }, { 7 }, 7, "p2_x:7" },   /* leading zeros are decimal */
     { "abcdefghijklmnopqrstuvwxyz01234:1", 1, { "abcdefghijklmnopqrstuvwxyz01234" }, { 1 }, 1,
       "abcdefghijklmnopqrstuvwxyz01234:1" },              /* 31 bytes: the longest name */
@@ -110,7 +112,13 @@ static const bad_case_t bad[] = {
     { "prefill:", NULL, "phase 'prefill' has nothing after ':'" },
     { "prefill:x", NULL, "slice count 'x', which is not a plain decimal number" },
     { "prefill:-1", NULL, "negative slice count '-1'" },
-    { "prefill:+1", NULL, "bad character '+'" },
+    { "prefill:+1", NULL, "phase 'prefill' has no slice count before '+'" },
+    { "decode:1+", NULL, "phase 'decode' has nothing after '+'" },
+    { "decode:1+x", NULL, "spare count '1+x', which is not a plain decimal number" },
+    { "decode:1+-1", NULL, "bad character '-'" },
+    { "decode:4096+1", NULL, "which is too large; at most 4096 per phase (spares included)" },
+    { "decode:1+99999999999", NULL, "too large" },
+    { "decode:1+1+1", NULL, "bad character '+'" },
     { "prefill:0", NULL, "phase 'prefill' has 0 slices" },
     { "decode:00", NULL, "phase 'decode' has 0 slices" },
     { "prefill:4097", NULL, "asks for 4097 slices, which is too large" },

@@ -192,12 +192,14 @@ static PyObject *py_hash64(PyObject *self, PyObject *args)
     return PyLong_FromUnsignedLongLong(h);
 }
 
-/* parse_phases(spec, allowed=None, max_slices=0) -> [(name, slices), ...]
+/* parse_phases(spec, allowed=None, max_slices=0, spares=False) -> [(name, slices), ...]
+ * (slices counts spare slices too; with spares=True: [(name, slices, spares)]).
  * The runtime's parser, so that Python accepts and refuses exactly what srun
  * and genie-launch do; a bad spec raises ValueError with its one-line message. */
 static PyObject *py_parse_phases(PyObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *kwlist[] = { "spec", "allowed", "max_slices", NULL };
+    static char *kwlist[] = { "spec", "allowed", "max_slices", "spares", NULL };
+    int with_spares = 0;
     PyObject *spec_obj, *allowed_obj = Py_None, *seq = NULL, *result = NULL;
     Py_ssize_t max_slices = 0, spec_len, n_allowed = 0;
     const char *spec, **allowed = NULL;
@@ -207,8 +209,8 @@ static PyObject *py_parse_phases(PyObject *self, PyObject *args, PyObject *kwarg
     genie_status_t st;
 
     (void)self;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|On:parse_phases", kwlist, &spec_obj,
-                                     &allowed_obj, &max_slices)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "U|Onp:parse_phases", kwlist, &spec_obj,
+                                     &allowed_obj, &max_slices, &with_spares)) {
         return NULL;
     }
     spec = PyUnicode_AsUTF8AndSize(spec_obj, &spec_len);
@@ -263,7 +265,10 @@ static PyObject *py_parse_phases(PyObject *self, PyObject *args, PyObject *kwarg
         goto err_allowed;
     }
     for (uint32_t i = 0; i < parsed.n; i++) {
-        PyObject *t = Py_BuildValue("(sI)", parsed.entry[i].name, (unsigned)parsed.entry[i].slices);
+        PyObject *t = with_spares
+            ? Py_BuildValue("(sII)", parsed.entry[i].name, (unsigned)parsed.entry[i].slices,
+                            (unsigned)parsed.entry[i].spares)
+            : Py_BuildValue("(sI)", parsed.entry[i].name, (unsigned)parsed.entry[i].slices);
         if (t == NULL) {
             Py_CLEAR(result);
             goto err_allowed;
@@ -286,7 +291,8 @@ static PyMethodDef module_methods[] = {
     { "decode_json", py_decode_json, METH_O, "decode_json(srg_bytes) -> JSON dump (validates)" },
     { "hash64", py_hash64, METH_VARARGS, "hash64(data_ptr, nbytes, seed) -> int" },
     { "parse_phases", (PyCFunction)(void (*)(void))py_parse_phases, METH_VARARGS | METH_KEYWORDS,
-      "parse_phases(spec, allowed=None, max_slices=0) -> [(name, slices), ...]; "
+      "parse_phases(spec, allowed=None, max_slices=0, spares=False) -> [(name, slices), ...] "
+      "(with spares=True: [(name, slices, spares)]; slices counts the spares); "
       "ValueError with a 'genie: ' message on a bad spec" },
 #ifdef GENIE_HAVE_CLUSTER
     { "executor_main", geniepy_executor_main, METH_NOARGS,

@@ -5,9 +5,12 @@
  * exactly the same specs with the same messages.
  *
  * Grammar:  spec  = entry *( "," entry )
- *           entry = name ":" count
+ *           entry = name ":" count [ "+" spares ]
  *           name  = [a-z] *[a-z0-9_]      (1..GENIE_PHASE_NAME_MAX bytes)
  *           count = 1*DIGIT               (decimal, value 1..GENIE_PHASE_MAX_SLICES)
+ *           spares = 1*DIGIT              (decimal; count + spares <= GENIE_PHASE_MAX_SLICES)
+ * Spare slices ("decode:2+1") are started like the others but take no work
+ * until a slice of their phase is lost (in-job recovery).
  * No spaces, signs, empty entries or trailing comma; each name at most once;
  * at most GENIE_PHASE_SPEC_MAX_ENTRIES entries.
  */
@@ -25,7 +28,8 @@
 
 typedef struct genie_phase_slices {
     char     name[GENIE_PHASE_NAME_MAX + 1];  /* NUL-terminated, zero-padded */
-    uint32_t slices;                          /* 1..GENIE_PHASE_MAX_SLICES   */
+    uint32_t slices;                          /* 1..GENIE_PHASE_MAX_SLICES, spares included */
+    uint32_t spares;                          /* 0..slices-1: the last ones of the phase */
 } genie_phase_slices_t;
 
 typedef struct genie_phase_spec {
