@@ -22,8 +22,9 @@ local DRIVER_GPU = false
 local function genie_size(spec)
    local tasks, gpus = 1, 0
    if DRIVER_GPU then gpus = 1 end
-   for name, n in string.gmatch(spec, "([a-z][a-z0-9_]*):(%d+)") do
-      local slices = tonumber(n)
+   -- "name:N" or "name:N+S" (S spare slices, started like the others)
+   for name, n, s in string.gmatch(spec, "([a-z][a-z0-9_]*):(%d+)%+?(%d*)") do
+      local slices = tonumber(n) + (tonumber(s) or 0)
       local per = SLICES_PER_GPU[name] or SLICES_PER_GPU.default
       tasks = tasks + slices
       gpus = gpus + math.ceil(slices / per)
