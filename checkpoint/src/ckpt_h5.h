@@ -1,13 +1,20 @@
 /*
- * Small checked wrappers over the HDF5 C API shared by the checkpoint
- * writer, reader and verifier.  Every helper records a one-line error
- * (genie_set_error) naming the file and object on failure; HDF5's own error
- * stack is never printed (genie_ckpt_h5_init turns it off).
+ * Checked wrappers over the HDF5 C API shared by the checkpoint writer,
+ * reader and verifier, and the format's constants and limits
+ * (docs/checkpoint-format.md).  The helpers do not record errors
+ * themselves: they return -1 (or a negative status) and the caller, which
+ * knows the file and the object, records one line with ckpt_h5_reason()
+ * telling what HDF5 said.  HDF5's own error stack is never printed
+ * (ckpt_h5_init turns automatic printing off in every thread that calls
+ * into the library).
+ *
+ * Legend: nd = number of dimensions, dims = (nd) extents.
  */
 #ifndef GENIE_CKPT_H5_H
 #define GENIE_CKPT_H5_H
 
 #include <hdf5.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "genie/ckpt.h"
@@ -15,39 +22,129 @@
 #define CKPT_FORMAT_RANK     "genie-checkpoint-rank"
 #define CKPT_FORMAT_MANIFEST "genie-checkpoint-manifest"
 #define CKPT_MANIFEST        "manifest.h5"
-#define CKPT_MAX_SESSIONS    65536
-#define CKPT_MAX_KV          4096
-#define CKPT_MAX_TOKENS      (1LL << 24)
-#define CKPT_MAX_BATCH       65536
-#define CKPT_MAX_RNG         (1u << 20)
-#define CKPT_MAX_LINEAGE     (1LL << 24)
-#define CKPT_CHUNK_BYTES     (4u << 20)
+#define CKPT_LINEAGE_COLUMNS "step,phase,input_start,input_len,srg_nodes,epoch"
 
-void genie_ckpt_h5_init(void);
+/* Limits a reader enforces before trusting a number read from a file (and a
+ * writer before writing one).  Sessions per file match the executor's
+ * CHECKPOINT limit (launcher/executor_ckpt.c). */
+#define CKPT_MAX_SESSIONS    65536u          /* per rank file                  */
+#define CKPT_MAX_FILES       65536u          /* per manifest                   */
+#define CKPT_MAX_KV          4096u           /* per session                    */
+#define CKPT_MAX_BATCH       65536u          /* B                              */
+#define CKPT_MAX_TOKENS      (1ULL << 24)    /* L                              */
+#define CKPT_MAX_TOKEN_ELEMS (1ULL << 28)    /* B * L                          */
+#define CKPT_MAX_LINEAGE     (1ULL << 24)    /* R                              */
+#define CKPT_MAX_RNG         (1u << 20)      /* sampler state bytes            */
+#define CKPT_MAX_MODEL_FPS   4096u
+#define CKPT_MAX_KV_BYTES    (1ULL << 40)    /* one KV tensor                  */
+#define CKPT_CHUNK_BYTES     (4u << 20)      /* a writer's chunks are at most this */
+#define CKPT_MAX_CHUNK_BYTES (64u << 20)     /* a reader accepts chunks up to this */
 
-/* Attributes on `obj` (a file, group or dataset). */
+/* Once per process: H5open; once per thread: no automatic error printing. */
+void ckpt_h5_init(void);
+
+/* One line saying why the last HDF5 call failed (the innermost message of
+ * the error stack, or the system error it carries: then *sys_p = 1 when
+ * sys_p is set), then the stack is cleared.  Returns out. */
+const char *ckpt_h5_reason(char *out, size_t cap, int *sys_p);
+/* 1 if the error stack holds a Fletcher32 checksum failure; the stack is
+ * left as it is. */
+int ckpt_h5_is_checksum_error(void);
+
+/* ---- attributes (scalar, on a file, group or dataset) ------------------------- */
+
 int ckpt_attr_put(hid_t obj, const char *name, hid_t type, const void *v);
-int ckpt_attr_put_str(hid_t obj, const char *name, const char *v);
-int ckpt_attr_get(hid_t obj, const char *name, hid_t type, void *v);
-/* Fixed- or variable-length string attribute into out (cap); -1 if absent,
- * not a string or too long. */
+/* A fixed-length, NUL-terminated string of strnlen(v, cap) + 1 bytes. */
+int ckpt_attr_put_str(hid_t obj, const char *name, const char *v, size_t cap);
+/* An integer attribute of any HDF5 integer type, range-checked into the
+ * result's type; -1 if absent, not an integer, not a single value, or out
+ * of range. */
+int ckpt_attr_get_u64(hid_t obj, const char *name, uint64_t *v);
+int ckpt_attr_get_u32(hid_t obj, const char *name, uint32_t *v);
+int ckpt_attr_get_i32(hid_t obj, const char *name, int32_t *v);
+/* A finite float attribute. */
+int ckpt_attr_get_f64(hid_t obj, const char *name, double *v);
+/* A fixed-length string attribute into out (cap bytes, NUL-terminated);
+ * -1 if absent, variable-length, longer than cap - 1, not terminated
+ * within its size, or holding control bytes. */
 int ckpt_attr_get_str(hid_t obj, const char *name, char *out, size_t cap);
 
-/* A chunked, Fletcher32-checksummed dataset of `type` with dims (ndim),
- * written in one call.  Zero-sized dim 0 allowed when data is NULL. */
-int ckpt_dset_write(hid_t loc, const char *path, hid_t type, int ndim, const hsize_t *dims,
-                    const void *data, size_t elsize);
-/* Read a whole dataset into buf (nbytes); the error names `file` and path
- * and says when a Fletcher32 checksum failed (GENIE_ERR_CORRUPT). */
-genie_status_t ckpt_dset_read(hid_t loc, const char *file, const char *path, hid_t memtype,
-                              void *buf, uint64_t nbytes);
+/* ---- datasets ------------------------------------------------------------------- */
 
-/* HDF5 file type of a genie dtype; name check for KV tensors. */
+/* Chunk dims for a dataset of dims (nd) with elements of `elsize` bytes: as
+ * few chunks as keep each at most CKPT_CHUNK_BYTES, split along dim 0 first
+ * into pieces of equal size (a partial last chunk still takes a whole
+ * chunk's space on disk). */
+void ckpt_chunk_dims(int nd, const hsize_t *dims, size_t elsize, hsize_t *chunk);
+
+/* Create dataset `name` under loc (intermediate groups created) of file
+ * type `type` and dims (nd), chunked with Fletcher32, and write `data` (the
+ * same type in memory; NULL only when a dim is 0) in one H5Dwrite.  Returns
+ * the open dataset, or -1. */
+hid_t ckpt_dset_create(hid_t loc, const char *name, hid_t type, int nd, const hsize_t *dims,
+                       const void *data);
+
+/* A staging buffer for ckpt_dset_create_direct, reused across datasets
+ * (allocated on first use, freed by ckpt_stage_free). */
+typedef struct ckpt_stage {
+    uint8_t *buf;
+    size_t   cap;
+} ckpt_stage_t;
+
+void ckpt_stage_free(ckpt_stage_t *st);
+
+/* As ckpt_dset_create, but each chunk is filtered here and written with
+ * H5Dwrite_chunk: one copy into `stage`, the Fletcher32 checksum appended
+ * (ckpt_fletcher32), one write.  The file is the same as HDF5's own filter
+ * pipeline would write; HDF5's pipeline costs two more copies, a fresh
+ * buffer per chunk and a slower checksum, which keeps it at a third of the
+ * disk's speed (docs/checkpoint-format.md, "Writing fast").  data must not
+ * be NULL; no dim may be 0. */
+hid_t ckpt_dset_create_direct(hid_t loc, const char *name, hid_t type, int nd, const hsize_t *dims,
+                              const void *data, ckpt_stage_t *stage);
+
+/* HDF5's Fletcher32 (H5_checksum_fletcher32: 16-bit big-endian words, an
+ * odd last byte as the high byte of a word, sums mod 65535 kept as
+ * 1..65535 once non-zero), computed four streams at a time. */
+uint32_t ckpt_fletcher32(const void *data, size_t len);
+
+/* Check an open dataset against the format before reading it: file type
+ * equal to `type` (or, with type -1, any integer or float of 1 to 8 bytes),
+ * a simple dataspace of min_nd..max_nd dims, chunked with exactly the
+ * Fletcher32 filter, chunks of at most CKPT_MAX_CHUNK_BYTES, and, with
+ * `data` set, every chunk present and at least as many bytes stored as the
+ * data needs.  dims (max_nd) and *nd_p are filled.  Errors name `file` and
+ * `dpath` (GENIE_ERR_CORRUPT). */
+genie_status_t ckpt_dset_check(hid_t d, const char *file, const char *dpath, hid_t type, int min_nd,
+                               int max_nd, int data, hsize_t *dims, int *nd_p);
+/* Read all of an open dataset into buf (nbytes, which must be its size in
+ * memtype).  A Fletcher32 failure is GENIE_ERR_CORRUPT "genie: checkpoint
+ * <file>: dataset <dpath> failed its Fletcher32 checksum". */
+genie_status_t ckpt_dset_read(hid_t d, const char *file, const char *dpath, hid_t memtype, void *buf,
+                              uint64_t nbytes);
+
+/* 1 if every component of `path` under loc is a hard link (a file cannot
+ * send a reader into another file through an external or soft link). */
+int ckpt_hard_path(hid_t loc, const char *path);
+
+/* ---- names and types ------------------------------------------------------------ */
+
+/* HDF5 file type of a genie dtype (-1 for none). */
 hid_t ckpt_h5_type(genie_dtype_t dt);
-int   ckpt_name_ok(const char *name);
 int   ckpt_dtype_from_name(const char *name, genie_dtype_t *dt_p);
+/* KV tensor names: [a-z0-9_], at most one '/' not at either end, < 64 bytes. */
+int   ckpt_name_ok(const char *name);
+/* Rank file names in a manifest: "rank-" [0-9a-z_-]* ".h5", < 64 bytes. */
+int   ckpt_file_name_ok(const char *name);
+/* 1 if s holds a NUL within cap bytes. */
+int   ckpt_terminated(const char *s, size_t cap);
 
-/* fsync of a file / directory by path. */
+/* ---- files ---------------------------------------------------------------------- */
+
+/* Open read-only (no file locking: checkpoints live on shared filesystems
+ * where locks may be unsupported; writers never modify a committed file). */
+hid_t ckpt_open_ro(const char *path);
+/* open(2) + fsync + close of a file or directory. */
 genie_status_t ckpt_fsync_path(const char *path, int is_dir);
 
 #endif

@@ -1,9 +1,13 @@
 /*
- * Reading checkpoints: which epochs are complete, an epoch's manifest and
- * session metadata, KV tensors (checksums verified), full verification and
- * pruning.  Everything read from a file is bounded and checked before use;
- * a file that fails a check is reported in one line naming it and the
- * object, never trusted.  Layout: docs/checkpoint-format.md.
+ * Reading an epoch's metadata: the manifest, every rank file's sessions
+ * (attributes, tokens, lineage, sampler state and the KV datasets' names,
+ * dtypes and shapes, but not their data), and opening the newest complete
+ * epoch.  Nothing read from a file is trusted: every number is bounded and
+ * cross-checked (against the manifest, the session's attributes and the
+ * dataset's shape) before it sizes an allocation, links must be hard links,
+ * names must follow the format's rules, and a failure is one line naming
+ * the file and the object (GENIE_ERR_CORRUPT).  Layout:
+ * docs/checkpoint-format.md.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -11,86 +15,85 @@
 /* Messages and paths are cut at their buffer's size on purpose: a long
  * path must not turn a one-line report into an error of its own. */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
-#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "ckpt_h5.h"
+#include "ckpt_int.h"
 
-struct genie_ckpt_file {
-    hid_t f;
-    char  path[4200];
-};
-
-static hid_t open_ro(const char *path)
+/* Open a dataset reached through hard links only. */
+static hid_t open_dset(hid_t loc, const char *name)
 {
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f;
+    hid_t d = -1;
 
-    if (fapl < 0) {
-        return -1;
+    if (ckpt_hard_path(loc, name)) {
+        d = H5Dopen2(loc, name, H5P_DEFAULT);
     }
-    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
-#if H5_VERSION_GE(1, 10, 7)
-    H5Pset_file_locking(fapl, 0, 1);
-#endif
-    f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
-    H5Pclose(fapl);
-    return f;
+    H5Eclear2(H5E_DEFAULT);
+    return d;
 }
 
-/* Epoch numbers under root, ascending (caller frees). */
-static genie_status_t scan_epochs(const char *root, uint64_t **ep_p, uint32_t *n_p)
+static hid_t open_group(hid_t loc, const char *name)
 {
-    DIR           *d = opendir(root);
-    struct dirent *e;
-    uint64_t      *ep = NULL;
-    uint32_t       n = 0, cap = 0;
+    hid_t g = -1;
 
-    if (d == NULL) {
-        return genie_set_error(GENIE_ERR_NOT_FOUND, "genie: checkpoint directory %s: %s", root,
-                               strerror(errno));
+    if (ckpt_hard_path(loc, name)) {
+        g = H5Gopen2(loc, name, H5P_DEFAULT);
     }
-    while ((e = readdir(d)) != NULL) {
-        char    *end;
-        uint64_t v;
-
-        if (strncmp(e->d_name, "epoch-", 6) != 0 || e->d_name[6] == '\0') {
-            continue;
-        }
-        v = strtoull(e->d_name + 6, &end, 10);
-        if (*end != '\0' || v == 0) {
-            continue;
-        }
-        if (n == cap) {
-            uint64_t *nep = realloc(ep, (cap = cap * 2 + 16) * sizeof(*ep));
-            if (nep == NULL) {
-                free(ep);
-                closedir(d);
-                return genie_set_error(GENIE_ERR_NOMEM, "out of memory");
-            }
-            ep = nep;
-        }
-        ep[n++] = v;
-    }
-    closedir(d);
-    for (uint32_t i = 1; i < n; i++) {          /* insertion sort: few epochs */
-        for (uint32_t j = i; j > 0 && ep[j - 1] > ep[j]; j--) {
-            uint64_t t = ep[j];
-            ep[j] = ep[j - 1];
-            ep[j - 1] = t;
-        }
-    }
-    *ep_p = ep;
-    *n_p  = n;
-    return GENIE_OK;
+    H5Eclear2(H5E_DEFAULT);
+    return g;
 }
 
-static void free_manifest(genie_ckpt_manifest_t *m)
+/* Open `path` read-only and check its format and version attributes; on
+ * failure `problem` (cap) says what is wrong, without the path. */
+static genie_status_t open_checked(const char *path, const char *format, hid_t *f_p, char *problem,
+                                   size_t cap)
+{
+    char           fmt[64], why[256];
+    int            sys = 0;
+    int32_t        version = 0;
+    hid_t          f = ckpt_open_ro(path);
+    genie_status_t st = GENIE_ERR_CORRUPT;
+
+    if (f < 0) {
+        ckpt_h5_reason(why, sizeof(why), &sys);
+        st = sys ? GENIE_ERR_IO : GENIE_ERR_CORRUPT;
+        snprintf(problem, cap, "not a readable HDF5 file: %s", why);
+    } else if (ckpt_attr_get_str(f, "format", fmt, sizeof(fmt)) < 0 || strcmp(fmt, format) != 0) {
+        snprintf(problem, cap, "not a %s file (its 'format' attribute)", format);
+    } else if (ckpt_attr_get_i32(f, "version", &version) < 0 || version != GENIE_CKPT_VERSION) {
+        st = GENIE_ERR_VERSION;
+        snprintf(problem, cap, "format version %d, this build reads version %d", (int)version,
+                 GENIE_CKPT_VERSION);
+    } else {
+        *f_p = f;
+        return GENIE_OK;
+    }
+    if (f >= 0) {
+        H5Fclose(f);
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return genie_set_error(st, "genie: checkpoint %s: %s", path, problem);
+}
+
+/* The recorded error without its "genie: checkpoint <path>: " head. */
+static const char *after_path(const char *path)
+{
+    const char *e = genie_last_error(), *head = "genie: checkpoint ";
+    size_t      h = strlen(head), n = strlen(path);
+
+    if (strncmp(e, head, h) == 0 && strncmp(e + h, path, n) == 0 && strncmp(e + h + n, ": ", 2) == 0) {
+        return e + h + n + 2;
+    }
+    return e;
+}
+
+/* ---- manifest --------------------------------------------------------------------- */
+
+void ckpt_free_manifest(genie_ckpt_manifest_t *m)
 {
     free(m->model_fps);
     free(m->files);
@@ -98,423 +101,571 @@ static void free_manifest(genie_ckpt_manifest_t *m)
     m->files = NULL;
 }
 
-typedef struct file_iter {
+typedef struct files_iter {
     genie_ckpt_manifest_t *m;
-    const char            *path;
-    uint32_t               i;
-    int                    bad;
-} file_iter_t;
+    uint32_t               n;
+    char                   bad[160];
+} files_iter_t;
 
+/* One /files/<name> group. */
 static herr_t read_file_entry(hid_t g, const char *name, const H5L_info_t *info, void *arg)
 {
-    file_iter_t            *it = arg;
+    files_iter_t            *it = arg;
     genie_ckpt_file_entry_t *e;
-    hid_t                   fg;
+    hid_t                    fg;
 
-    (void)info;
-    if (it->i >= it->m->n_files || strlen(name) >= GENIE_CKPT_NAME_MAX ||
-        strncmp(name, "rank-", 5) != 0 || strchr(name, '/') != NULL) {
-        it->bad = 1;
+    if (it->n >= it->m->n_files) {
+        snprintf(it->bad, sizeof(it->bad), "/files has more entries than n_files (%u)", it->m->n_files);
         return 1;
     }
-    e = &it->m->files[it->i];
+    if (info->type != H5L_TYPE_HARD || !ckpt_file_name_ok(name)) {
+        snprintf(it->bad, sizeof(it->bad), "/files holds a bad entry '%.64s'", name);
+        genie_one_line(it->bad);
+        return 1;
+    }
+    e = &it->m->files[it->n];
     snprintf(e->name, sizeof(e->name), "%s", name);
-    if ((fg = H5Gopen2(g, name, H5P_DEFAULT)) < 0) {
-        it->bad = 1;
-        return 1;
-    }
-    if (ckpt_attr_get(fg, "rank", H5T_NATIVE_INT32, &e->rank) < 0 ||
-        ckpt_attr_get(fg, "bytes", H5T_NATIVE_UINT64, &e->bytes) < 0 ||
-        ckpt_attr_get(fg, "sessions", H5T_NATIVE_UINT32, &e->sessions) < 0 ||
+    if ((fg = H5Gopen2(g, name, H5P_DEFAULT)) < 0 || ckpt_attr_get_i32(fg, "rank", &e->rank) < 0 ||
+        ckpt_attr_get_u64(fg, "bytes", &e->bytes) < 0 || ckpt_attr_get_u32(fg, "sessions", &e->sessions) < 0 ||
         e->sessions > CKPT_MAX_SESSIONS) {
-        it->bad = 1;
+        snprintf(it->bad, sizeof(it->bad), "/files/%s has missing or bad attributes", name);
     }
-    H5Gclose(fg);
-    it->i++;
-    return it->bad ? 1 : 0;
+    if (fg >= 0) {
+        H5Gclose(fg);
+    }
+    H5Eclear2(H5E_DEFAULT);
+    it->n++;
+    return it->bad[0] != '\0';
 }
 
-/* Read and check <dir>/manifest.h5 and the files it lists (size).  On
- * failure why (cap) says why in one line. */
-static int read_manifest(const char *dir, genie_ckpt_manifest_t *m, char *why, size_t cap)
+static genie_status_t read_model_fps(hid_t f, const char *path, genie_ckpt_manifest_t *m)
 {
-    char        path[4200], fpath[4400], fmt[64];
-    hid_t       f, g = -1;
-    int32_t     version = 0;
-    struct stat sb;
-    file_iter_t it = { m, path, 0, 0 };
-    int         ok = 0;
+    hid_t          d = open_dset(f, "model_fps");
+    hsize_t        dims[1] = { 0 };
+    int            nd;
+    genie_status_t st;
+
+    if (d < 0) {
+        return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: no dataset /model_fps", path);
+    }
+    if ((st = ckpt_dset_check(d, path, "/model_fps", H5T_STD_U64LE, 1, 1, 1, dims, &nd)) == GENIE_OK) {
+        if (dims[0] > CKPT_MAX_MODEL_FPS) {
+            st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset /model_fps has %llu "
+                                 "entries (at most %u)", path, (unsigned long long)dims[0], CKPT_MAX_MODEL_FPS);
+        } else if ((m->model_fps = calloc(dims[0] + 1, sizeof(uint64_t))) == NULL) {
+            st = genie_set_error(GENIE_ERR_NOMEM, "genie: checkpoint: out of memory");
+        } else {
+            m->n_model_fps = (uint32_t)dims[0];
+            st = ckpt_dset_read(d, path, "/model_fps", H5T_NATIVE_UINT64, m->model_fps, dims[0] * 8);
+        }
+    }
+    H5Dclose(d);
+    return st;
+}
+
+genie_status_t ckpt_read_manifest(const char *dir, uint64_t epoch, genie_ckpt_manifest_t *m, char *why,
+                                  size_t cap)
+{
+    char           path[4200], fpath[4400], msg[400], problem[300];
+    hid_t          f = -1, g = -1;
+    uint32_t       n_sessions = 0;
+    uint64_t       sum = 0;
+    struct stat    sb;
+    files_iter_t   it;
+    genie_status_t st = GENIE_ERR_CORRUPT;
 
     memset(m, 0, sizeof(*m));
+    msg[0] = '\0';
     snprintf(path, sizeof(path), "%s/%s", dir, CKPT_MANIFEST);
-    if (stat(path, &sb) != 0) {
-        snprintf(why, cap, "no manifest (the checkpoint was not committed)");
-        return 0;
-    }
-    if ((f = open_ro(path)) < 0) {
-        snprintf(why, cap, "%s is not a readable HDF5 file", path);
-        return 0;
-    }
-    if (ckpt_attr_get_str(f, "format", fmt, sizeof(fmt)) < 0 || strcmp(fmt, CKPT_FORMAT_MANIFEST) != 0 ||
-        ckpt_attr_get(f, "version", H5T_NATIVE_INT32, &version) < 0) {
-        snprintf(why, cap, "%s is not a Genie checkpoint manifest", path);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        st = GENIE_ERR_NOT_FOUND;
+        snprintf(msg, sizeof(msg), "no such epoch directory");
         goto out;
     }
-    if (version != GENIE_CKPT_VERSION) {
-        snprintf(why, cap, "%s has format version %d, this build reads %d", path, (int)version,
-                 GENIE_CKPT_VERSION);
+    if (lstat(path, &sb) != 0) {
+        st = GENIE_ERR_NOT_FOUND;
+        snprintf(msg, sizeof(msg), "no %s (the epoch's commit did not finish)", CKPT_MANIFEST);
         goto out;
     }
-    if (ckpt_attr_get(f, "epoch", H5T_NATIVE_UINT64, &m->epoch) < 0 ||
-        ckpt_attr_get_str(f, "job", m->job, sizeof(m->job)) < 0 ||
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(msg, sizeof(msg), "%s is not a regular file", CKPT_MANIFEST);
+        goto out;
+    }
+    if ((st = open_checked(path, CKPT_FORMAT_MANIFEST, &f, problem, sizeof(problem))) != GENIE_OK) {
+        f = -1;
+        snprintf(msg, sizeof(msg), "%s: %s", CKPT_MANIFEST, problem);
+        goto out;
+    }
+    st = GENIE_ERR_CORRUPT;
+    if (ckpt_attr_get_u64(f, "epoch", &m->epoch) < 0 || ckpt_attr_get_str(f, "job", m->job, sizeof(m->job)) < 0 ||
         ckpt_attr_get_str(f, "phases", m->phases, sizeof(m->phases)) < 0 ||
         ckpt_attr_get_str(f, "reason", m->reason, sizeof(m->reason)) < 0 ||
-        ckpt_attr_get(f, "created", H5T_NATIVE_DOUBLE, &m->created) < 0 ||
-        ckpt_attr_get(f, "n_files", H5T_NATIVE_UINT32, &m->n_files) < 0 ||
-        m->n_files > CKPT_MAX_SESSIONS) {
-        snprintf(why, cap, "%s: missing or bad attributes", path);
+        ckpt_attr_get_f64(f, "created", &m->created) < 0 || ckpt_attr_get_u32(f, "n_files", &m->n_files) < 0 ||
+        ckpt_attr_get_u32(f, "n_sessions", &n_sessions) < 0) {
+        snprintf(msg, sizeof(msg), "%s: missing or bad root attributes", CKPT_MANIFEST);
         goto out;
     }
-    {
-        hid_t   d = H5Dopen2(f, "model_fps", H5P_DEFAULT), sp;
-        hsize_t n = 0;
-        if (d < 0 || (sp = H5Dget_space(d)) < 0 || H5Sget_simple_extent_ndims(sp) != 1) {
-            if (d >= 0) {
-                H5Dclose(d);
-            }
-            snprintf(why, cap, "%s: no model_fps dataset", path);
-            goto out;
-        }
-        H5Sget_simple_extent_dims(sp, &n, NULL);
-        H5Sclose(sp);
-        H5Dclose(d);
-        if (n > 4096 || (m->model_fps = calloc(n + 1, 8)) == NULL) {
-            snprintf(why, cap, "%s: %llu model fingerprints", path, (unsigned long long)n);
-            goto out;
-        }
-        m->n_model_fps = (uint32_t)n;
-        if (ckpt_dset_read(f, path, "model_fps", H5T_NATIVE_UINT64, m->model_fps, n * 8) != GENIE_OK) {
-            snprintf(why, cap, "%s", genie_last_error());
-            goto out;
-        }
+    if (m->n_files > CKPT_MAX_FILES || (epoch != 0 && m->epoch != epoch)) {
+        snprintf(msg, sizeof(msg), "%s: epoch %llu, %u files (want epoch %llu, at most %u files)",
+                 CKPT_MANIFEST, (unsigned long long)m->epoch, m->n_files, (unsigned long long)epoch,
+                 CKPT_MAX_FILES);
+        goto out;
     }
-    if ((m->files = calloc(m->n_files + 1, sizeof(*m->files))) == NULL ||
-        (g = H5Gopen2(f, "files", H5P_DEFAULT)) < 0 ||
-        H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, read_file_entry, &it) < 0 || it.bad ||
-        it.i != m->n_files) {
-        snprintf(why, cap, "%s: bad file list", path);
+    if ((st = read_model_fps(f, path, m)) != GENIE_OK) {
+        snprintf(msg, sizeof(msg), "%s: %s", CKPT_MANIFEST, after_path(path));
+        goto out;
+    }
+    st = GENIE_ERR_CORRUPT;
+    memset(&it, 0, sizeof(it));
+    it.m = m;
+    if ((m->files = calloc((size_t)m->n_files + 1, sizeof(*m->files))) == NULL) {
+        st = genie_set_error(GENIE_ERR_NOMEM, "genie: checkpoint: out of memory");
+        snprintf(msg, sizeof(msg), "out of memory");
+        goto out;
+    }
+    if ((g = open_group(f, "files")) < 0 ||
+        (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, read_file_entry, &it) < 0 && it.bad[0] == '\0')) {
+        snprintf(msg, sizeof(msg), "%s: no readable /files group", CKPT_MANIFEST);
+        goto out;
+    }
+    if (it.bad[0] != '\0' || it.n != m->n_files) {
+        snprintf(msg, sizeof(msg), "%s: %s", CKPT_MANIFEST,
+                 it.bad[0] != '\0' ? it.bad : "/files has fewer entries than n_files");
+        goto out;
+    }
+    for (uint32_t i = 0; i < m->n_files; i++) {
+        sum += m->files[i].sessions;
+    }
+    if (sum != n_sessions) {
+        snprintf(msg, sizeof(msg), "%s: n_sessions is %u, its files hold %llu", CKPT_MANIFEST, n_sessions,
+                 (unsigned long long)sum);
         goto out;
     }
     for (uint32_t i = 0; i < m->n_files; i++) {
         snprintf(fpath, sizeof(fpath), "%s/%s", dir, m->files[i].name);
-        if (stat(fpath, &sb) != 0) {
-            snprintf(why, cap, "%s is missing", fpath);
+        if (lstat(fpath, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            snprintf(msg, sizeof(msg), "%s is listed in %s but is not there", m->files[i].name, CKPT_MANIFEST);
             goto out;
         }
         if ((uint64_t)sb.st_size != m->files[i].bytes) {
-            snprintf(why, cap, "%s has %lld bytes, the manifest says %llu", fpath,
-                     (long long)sb.st_size, (unsigned long long)m->files[i].bytes);
+            snprintf(msg, sizeof(msg), "%s has %llu bytes, %s says %llu", m->files[i].name,
+                     (unsigned long long)sb.st_size, CKPT_MANIFEST, (unsigned long long)m->files[i].bytes);
             goto out;
         }
     }
-    ok = 1;
+    st = GENIE_OK;
 out:
     if (g >= 0) {
         H5Gclose(g);
     }
-    H5Fclose(f);
+    if (f >= 0) {
+        H5Fclose(f);
+    }
     H5Eclear2(H5E_DEFAULT);
-    if (!ok) {
-        free_manifest(m);
+    if (st != GENIE_OK) {
+        ckpt_free_manifest(m);
+        genie_one_line(msg);
+        snprintf(why, cap, "%s", msg);
+        genie_set_error(st, "genie: checkpoint %s: %s", dir, msg);
     }
-    return ok;
+    return st;
 }
 
-genie_status_t genie_ckpt_list(const char *root, genie_ckpt_epoch_info_t **epochs_p, uint32_t *n_p)
+/* ---- rank files ------------------------------------------------------------------- */
+
+void ckpt_free_sessions(genie_ckpt_session_t *ss, uint32_t n)
 {
-    uint64_t                *ep = NULL;
-    uint32_t                 n = 0;
-    genie_ckpt_epoch_info_t *out;
-    genie_status_t           st;
-
-    genie_ckpt_h5_init();
-    if ((st = scan_epochs(root, &ep, &n)) != GENIE_OK) {
-        return st;
+    for (uint32_t i = 0; ss != NULL && i < n; i++) {
+        free(ss[i].tokens);
+        free(ss[i].rng);
+        free(ss[i].lineage);
+        free(ss[i].kv);
     }
-    if ((out = calloc(n + 1, sizeof(*out))) == NULL) {
-        free(ep);
-        return genie_set_error(GENIE_ERR_NOMEM, "out of memory");
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        genie_ckpt_manifest_t m;
-        char                  dir[4096];
-
-        out[i].epoch = ep[i];
-        genie_ckpt_epoch_path(root, ep[i], dir, sizeof(dir));
-        out[i].complete = read_manifest(dir, &m, out[i].why, sizeof(out[i].why));
-        if (out[i].complete) {
-            out[i].n_files = m.n_files;
-            out[i].created = m.created;
-            snprintf(out[i].reason, sizeof(out[i].reason), "%s", m.reason);
-            for (uint32_t k = 0; k < m.n_files; k++) {
-                out[i].n_sessions += m.files[k].sessions;
-                out[i].bytes += m.files[k].bytes;
-            }
-            free_manifest(&m);
-        }
-    }
-    free(ep);
-    *epochs_p = out;
-    *n_p = n;
-    return GENIE_OK;
+    free(ss);
 }
 
-/* ---- session metadata ----------------------------------------------------- */
+typedef struct rank_ctx {
+    const char            *path;           /* for messages       */
+    const char            *name;           /* its base name      */
+    int32_t                rank;
+    uint32_t               n_sessions;     /* its attribute      */
+    uint32_t               seen;
+    genie_ckpt_session_t **ss_p;
+    uint32_t              *n_p;
+    genie_status_t         st;
+} rank_ctx_t;
 
-typedef struct sess_iter {
-    genie_ckpt_t *ck;
-    const char   *path;
-    const char   *file;
-    int32_t       rank;
-    uint32_t      limit;
-    genie_status_t st;
-} sess_iter_t;
-
-typedef struct kv_iter {
+typedef struct kv_ctx {
+    rank_ctx_t           *r;
     genie_ckpt_session_t *s;
-    const char           *path;
-    char                  prefix[GENIE_CKPT_NAME_MAX];
+    char                  prefix[GENIE_CKPT_NAME_MAX];   /* "layer_00/" inside a group */
+    uint32_t              want;                          /* the session's n_kv        */
     genie_status_t        st;
-} kv_iter_t;
+} kv_ctx_t;
 
 static herr_t read_kv_entry(hid_t g, const char *name, const H5L_info_t *info, void *arg);
 
-/* One KV dataset or one layer group under kv/. */
+static genie_status_t kv_bad(kv_ctx_t *k, const char *name, const char *what)
+{
+    char shown[GENIE_CKPT_NAME_MAX * 2];
+
+    snprintf(shown, sizeof(shown), "%s%s", k->prefix, name);
+    genie_one_line(shown);
+    return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset /sessions/%llu/kv/%.70s %s",
+                           k->r->path, (unsigned long long)k->s->id, shown, what);
+}
+
+/* One KV dataset: its descriptor (name, dtype, shape), no data. */
+static genie_status_t read_kv_dataset(kv_ctx_t *k, hid_t g, const char *name, const char *full)
+{
+    genie_ckpt_kv_t *kv = &k->s->kv[k->s->n_kv];
+    char             dpath[GENIE_CKPT_NAME_MAX + 48], dt[16];
+    hid_t            d = H5Dopen2(g, name, H5P_DEFAULT);
+    hsize_t          dims[GENIE_MAX_DIMS];
+    uint64_t         bytes;
+    int              nd = 0;
+    genie_status_t   st;
+
+    snprintf(dpath, sizeof(dpath), "/sessions/%llu/kv/%s", (unsigned long long)k->s->id, full);
+    if (d < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return kv_bad(k, name, "cannot be opened");
+    }
+    if (ckpt_attr_get_str(d, "dtype", dt, sizeof(dt)) < 0 || !ckpt_dtype_from_name(dt, &kv->dtype)) {
+        H5Dclose(d);
+        return kv_bad(k, name, "has no known 'dtype' attribute");
+    }
+    st = ckpt_dset_check(d, k->r->path, dpath, ckpt_h5_type(kv->dtype), 1, GENIE_MAX_DIMS, 0, dims, &nd);
+    H5Dclose(d);
+    if (st != GENIE_OK) {
+        return st;
+    }
+    bytes = genie_dtype_size(kv->dtype);
+    for (int i = 0; i < nd; i++) {
+        if (dims[i] < 1 || dims[i] > CKPT_MAX_KV_BYTES / bytes) {
+            return kv_bad(k, name, "has an empty or oversized dimension");
+        }
+        bytes *= dims[i];
+        kv->shape[i] = (int64_t)dims[i];
+    }
+    kv->ndim = nd;
+    snprintf(kv->name, sizeof(kv->name), "%s", full);
+    k->s->n_kv++;
+    return GENIE_OK;
+}
+
+/* One link under kv/ (or under kv/<group>/): a dataset, or at the top a
+ * group of datasets. */
 static herr_t read_kv_entry(hid_t g, const char *name, const H5L_info_t *info, void *arg)
 {
-    kv_iter_t  *it = arg;
+    kv_ctx_t   *k = arg;
     H5O_info_t  oi;
     char        full[GENIE_CKPT_NAME_MAX * 2];
-    (void)info;
 
-    snprintf(full, sizeof(full), "%s%s", it->prefix, name);
-    if (strlen(full) >= GENIE_CKPT_NAME_MAX || !ckpt_name_ok(full) ||
+    snprintf(full, sizeof(full), "%s%s", k->prefix, name);
+    if (info->type != H5L_TYPE_HARD || strlen(full) >= GENIE_CKPT_NAME_MAX || !ckpt_name_ok(full) ||
         H5Oget_info_by_name2(g, name, &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0) {
-        it->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: session %llu: bad KV "
-                                 "name '%.64s'", it->path, (unsigned long long)it->s->id, full);
+        H5Eclear2(H5E_DEFAULT);
+        k->st = kv_bad(k, name, "has a bad name or is not a hard link");
         return 1;
     }
-    if (oi.type == H5O_TYPE_GROUP) {
-        kv_iter_t sub = *it;
-        hid_t     sg;
-        if (it->prefix[0] != '\0' || (sg = H5Gopen2(g, name, H5P_DEFAULT)) < 0) {
-            it->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: KV groups nest too deep",
-                                     it->path);
-            return 1;
-        }
-        snprintf(sub.prefix, sizeof(sub.prefix), "%s/", name);
-        H5Literate(sg, H5_INDEX_NAME, H5_ITER_INC, NULL, read_kv_entry, &sub);
-        H5Gclose(sg);
-        it->st = sub.st;
-        return it->st != GENIE_OK;
-    }
-    if (it->s->n_kv >= CKPT_MAX_KV) {
-        it->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: too many KV tensors", it->path);
-        return 1;
-    }
-    {
-        genie_ckpt_kv_t *kv = &it->s->kv[it->s->n_kv];
-        hid_t            d = H5Dopen2(g, name, H5P_DEFAULT), sp = -1;
-        hsize_t          dims[GENIE_MAX_DIMS + 1];
-        char             dt[16];
-        int              nd = -1;
+    if (oi.type == H5O_TYPE_GROUP && k->prefix[0] == '\0') {
+        kv_ctx_t sub = *k;
+        hid_t    sg = H5Gopen2(g, name, H5P_DEFAULT);
 
-        if (d >= 0 && (sp = H5Dget_space(d)) >= 0) {
-            nd = H5Sget_simple_extent_ndims(sp);
+        snprintf(sub.prefix, sizeof(sub.prefix), "%s/", name);
+        if (sg < 0 || (H5Literate(sg, H5_INDEX_NAME, H5_ITER_INC, NULL, read_kv_entry, &sub) < 0 &&
+                       sub.st == GENIE_OK)) {
+            sub.st = kv_bad(k, name, "is an unreadable group");
         }
-        if (d < 0 || sp < 0 || nd < 1 || nd > GENIE_MAX_DIMS ||
-            ckpt_attr_get_str(d, "dtype", dt, sizeof(dt)) < 0 || !ckpt_dtype_from_name(dt, &kv->dtype)) {
-            it->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset /sessions/%llu/kv/%s "
-                                     "has a bad shape or dtype", it->path,
-                                     (unsigned long long)it->s->id, full);
-        } else {
-            H5Sget_simple_extent_dims(sp, dims, NULL);
-            kv->ndim = nd;
-            for (int i = 0; i < nd; i++) {
-                if (dims[i] < 1 || dims[i] > (1ULL << 40)) {
-                    it->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset "
-                                             "/sessions/%llu/kv/%s has a bad shape", it->path,
-                                             (unsigned long long)it->s->id, full);
-                }
-                kv->shape[i] = (int64_t)dims[i];
-            }
-            snprintf(kv->name, sizeof(kv->name), "%s", full);
-            it->s->n_kv++;
+        if (sg >= 0) {
+            H5Gclose(sg);
         }
-        if (sp >= 0) {
-            H5Sclose(sp);
+        H5Eclear2(H5E_DEFAULT);
+        k->st = sub.st;
+        return k->st != GENIE_OK;
+    }
+    if (oi.type != H5O_TYPE_DATASET) {
+        k->st = kv_bad(k, name, "is neither a dataset nor a group of datasets");
+        return 1;
+    }
+    if (k->s->n_kv >= k->want) {
+        k->st = kv_bad(k, name, "is one more KV tensor than the session's n_kv");
+        return 1;
+    }
+    k->st = read_kv_dataset(k, g, name, full);
+    return k->st != GENIE_OK;
+}
+
+/* tokens (B, L), lineage (R, 6) or rng (n): checked, allocated, read. */
+static genie_status_t read_small(rank_ctx_t *r, hid_t g, uint64_t sid, const char *name, hid_t type, int nd,
+                                 uint32_t batch, hsize_t *dims, void **buf_p)
+{
+    char           dpath[80];
+    hid_t          d = open_dset(g, name);
+    uint64_t       n = H5Tget_size(type);
+    int            got = 0;
+    genie_status_t st;
+
+    snprintf(dpath, sizeof(dpath), "/sessions/%llu/%s", (unsigned long long)sid, name);
+    if (d < 0) {
+        return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: no dataset %s", r->path, dpath);
+    }
+    if ((st = ckpt_dset_check(d, r->path, dpath, type, nd, nd, 1, dims, &got)) != GENIE_OK) {
+        H5Dclose(d);
+        return st;
+    }
+    /* the caller's bounds come first: dims[0] is checked against the
+     * session's attributes before anything is allocated */
+    if (strcmp(name, "tokens") == 0) {
+        if (dims[0] != batch || dims[1] < 1 || dims[1] > CKPT_MAX_TOKENS || dims[0] * dims[1] > CKPT_MAX_TOKEN_ELEMS) {
+            H5Dclose(d);
+            return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset %s is (%llu, %llu), "
+                                   "the session's batch is %u", r->path, dpath, (unsigned long long)dims[0],
+                                   (unsigned long long)dims[1], batch);
         }
+    } else if (strcmp(name, "lineage") == 0) {
+        if (dims[0] > CKPT_MAX_LINEAGE || dims[1] != GENIE_CKPT_LINEAGE_COLS) {
+            H5Dclose(d);
+            return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset %s is not (R, %d) with "
+                                   "R <= 2^24", r->path, dpath, GENIE_CKPT_LINEAGE_COLS);
+        }
+    } else if (dims[0] < 1 || dims[0] > CKPT_MAX_RNG) {
+        H5Dclose(d);
+        return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset %s has %llu bytes (1 to "
+                               "%u)", r->path, dpath, (unsigned long long)dims[0], CKPT_MAX_RNG);
+    }
+    for (int i = 0; i < nd; i++) {
+        n *= dims[i];
+    }
+    *buf_p = NULL;
+    if (n > 0 && (*buf_p = malloc(n)) == NULL) {
+        H5Dclose(d);
+        return genie_set_error(GENIE_ERR_NOMEM, "genie: checkpoint: out of memory");
+    }
+    st = ckpt_dset_read(d, r->path, dpath, type, *buf_p, n);
+    H5Dclose(d);
+    return st;
+}
+
+static genie_status_t read_session_group(rank_ctx_t *r, hid_t g, uint64_t id, genie_ckpt_session_t *s)
+{
+    hsize_t        dims[2];
+    void          *buf;
+    char           cols[64];
+    hid_t          d, kg;
+    kv_ctx_t       k;
+    genie_status_t st;
+
+    if (ckpt_attr_get_u64(g, "id", &s->id) < 0 || s->id != id || ckpt_attr_get_u64(g, "key", &s->key) < 0 ||
+        ckpt_attr_get_u64(g, "model_fp", &s->model_fp) < 0 || ckpt_attr_get_u64(g, "step", &s->step) < 0 ||
+        ckpt_attr_get_u64(g, "prompt_len", &s->prompt_len) < 0 || ckpt_attr_get_u32(g, "batch", &s->batch) < 0 ||
+        ckpt_attr_get_u32(g, "n_kv", &s->n_kv) < 0 || s->batch < 1 || s->batch > CKPT_MAX_BATCH ||
+        s->n_kv > CKPT_MAX_KV) {
+        s->id = id;
+        return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: group /sessions/%llu has missing or "
+                               "bad attributes", r->path, (unsigned long long)id);
+    }
+    /* tokens: (batch, L) with L = prompt_len + step */
+    st = read_small(r, g, id, "tokens", H5T_STD_I64LE, 2, s->batch, dims, &buf);
+    s->tokens = buf;
+    if (st != GENIE_OK) {
+        return st;
+    }
+    s->n_tokens = dims[1];
+    if (s->prompt_len < 1 || s->prompt_len > s->n_tokens || s->step != s->n_tokens - s->prompt_len) {
+        return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: session %llu: tokens have %llu "
+                               "columns, prompt_len %llu and step %llu do not add up to it", r->path,
+                               (unsigned long long)id, (unsigned long long)s->n_tokens,
+                               (unsigned long long)s->prompt_len, (unsigned long long)s->step);
+    }
+    /* lineage: (R, 6) and its column names */
+    if ((st = read_small(r, g, id, "lineage", H5T_STD_I64LE, 2, 0, dims, &buf)) != GENIE_OK) {
+        s->lineage = buf;
+        return st;
+    }
+    s->lineage = buf;
+    s->n_lineage = (uint32_t)dims[0];
+    d = open_dset(g, "lineage");
+    if (d < 0 || ckpt_attr_get_str(d, "columns", cols, sizeof(cols)) < 0 || strcmp(cols, CKPT_LINEAGE_COLUMNS) != 0) {
         if (d >= 0) {
             H5Dclose(d);
         }
+        return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset /sessions/%llu/lineage: its "
+                               "'columns' attribute is not \"%s\"", r->path, (unsigned long long)id,
+                               CKPT_LINEAGE_COLUMNS);
     }
-    return it->st != GENIE_OK;
+    H5Dclose(d);
+    /* rng: optional */
+    if (H5Lexists(g, "rng", H5P_DEFAULT) > 0) {
+        st = read_small(r, g, id, "rng", H5T_STD_U8LE, 1, 0, dims, &buf);
+        s->rng = buf;
+        if (st != GENIE_OK) {
+            return st;
+        }
+        s->rng_len = (uint32_t)dims[0];
+    }
+    H5Eclear2(H5E_DEFAULT);
+    /* kv/: exactly n_kv datasets */
+    if ((kg = open_group(g, "kv")) < 0) {
+        return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: session %llu has no kv group", r->path,
+                               (unsigned long long)id);
+    }
+    if ((s->kv = calloc((size_t)s->n_kv + 1, sizeof(*s->kv))) == NULL) {
+        H5Gclose(kg);
+        return genie_set_error(GENIE_ERR_NOMEM, "genie: checkpoint: out of memory");
+    }
+    memset(&k, 0, sizeof(k));
+    k.r = r;
+    k.s = s;
+    k.want = s->n_kv;
+    {
+        uint32_t want = s->n_kv;
+        s->n_kv = 0;                      /* counts the datasets read */
+        if (H5Literate(kg, H5_INDEX_NAME, H5_ITER_INC, NULL, read_kv_entry, &k) < 0 && k.st == GENIE_OK) {
+            k.st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: group /sessions/%llu/kv cannot "
+                                   "be read", r->path, (unsigned long long)id);
+        }
+        if (k.st == GENIE_OK && s->n_kv != want) {
+            k.st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: session %llu has %u KV datasets, "
+                                   "its n_kv says %u", r->path, (unsigned long long)id, s->n_kv, want);
+        }
+    }
+    H5Gclose(kg);
+    H5Eclear2(H5E_DEFAULT);
+    if (k.st != GENIE_OK) {
+        return k.st;
+    }
+    snprintf(s->file, sizeof(s->file), "%s", r->name);
+    s->rank = r->rank;
+    return GENIE_OK;
 }
 
-/* A 2-D int64 dataset (rows, cols) with `cols` fixed (0: any). */
-static genie_status_t read_i64_2d(hid_t g, const char *path, const char *name, uint64_t sid,
-                                  uint64_t cols, uint64_t max_rows, int64_t **data_p, uint64_t *rows_p,
-                                  uint64_t *cols_p)
+/* Decimal session id, canonical (no sign, no leading zero), not 0. */
+static uint64_t session_id(const char *name)
 {
-    hid_t   d = H5Dopen2(g, name, H5P_DEFAULT), sp = -1;
-    hsize_t dims[2] = {0, 0};
-    char    dpath[96];
-    int     nd = -1;
+    uint64_t v = 0;
 
-    snprintf(dpath, sizeof(dpath), "/sessions/%llu/%s", (unsigned long long)sid, name);
-    if (d >= 0 && (sp = H5Dget_space(d)) >= 0) {
-        nd = H5Sget_simple_extent_ndims(sp);
+    if (name[0] < '1' || name[0] > '9' || strlen(name) > 20) {
+        return 0;
     }
-    if (nd == 2) {
-        H5Sget_simple_extent_dims(sp, dims, NULL);
+    for (const char *p = name; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - (uint64_t)(*p - '0')) / 10) {
+            return 0;
+        }
+        v = v * 10 + (uint64_t)(*p - '0');
     }
-    if (sp >= 0) {
-        H5Sclose(sp);
-    }
-    if (d >= 0) {
-        H5Dclose(d);
-    }
-    if (nd != 2 || dims[0] > max_rows || (cols != 0 && dims[1] != cols) || dims[1] > (1ULL << 24)) {
-        return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset %s has a bad shape",
-                               path, dpath);
-    }
-    if ((*data_p = calloc(dims[0] * dims[1] + 1, 8)) == NULL) {
-        return genie_set_error(GENIE_ERR_NOMEM, "out of memory");
-    }
-    *rows_p = dims[0];
-    *cols_p = dims[1];
-    return ckpt_dset_read(g, path, name, H5T_NATIVE_INT64, *data_p, dims[0] * dims[1] * 8) == GENIE_OK
-               ? GENIE_OK
-               : genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset %s %s", path, dpath,
-                                 strstr(genie_last_error(), "Fletcher32") ? "failed its Fletcher32 checksum"
-                                                                          : "could not be read");
-}
-
-static void free_session(genie_ckpt_session_t *s)
-{
-    free(s->tokens);
-    free(s->rng);
-    free(s->lineage);
-    free(s->kv);
+    return v;
 }
 
 static herr_t read_session(hid_t sessions, const char *name, const H5L_info_t *info, void *arg)
 {
-    sess_iter_t          *it = arg;
-    genie_ckpt_t         *ck = it->ck;
+    rank_ctx_t           *r = arg;
     genie_ckpt_session_t *s;
+    uint64_t              id = session_id(name);
+    char                  shown[32];
     hid_t                 g;
-    uint64_t              rows, cols;
-    kv_iter_t             kvi;
-    (void)info;
 
-    if (ck->n_sessions >= it->limit) {
-        it->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: more sessions than it says",
-                                 it->path);
+    snprintf(shown, sizeof(shown), "%s", name);
+    genie_one_line(shown);
+    if (++r->seen > r->n_sessions) {
+        r->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: /sessions holds more groups than "
+                                "its n_sessions (%u)", r->path, r->n_sessions);
         return 1;
     }
-    s = &ck->sessions[ck->n_sessions];
+    if (info->type != H5L_TYPE_HARD || id == 0 || (g = H5Gopen2(sessions, name, H5P_DEFAULT)) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        r->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: /sessions/%s is not a session group "
+                                "(a decimal id, a hard link)", r->path, shown);
+        return 1;
+    }
+    if ((*r->n_p & (*r->n_p + 1)) == 0) {        /* grow at 0, 1, 3, 7, ...: doubling */
+        genie_ckpt_session_t *ns = realloc(*r->ss_p, ((size_t)*r->n_p * 2 + 2) * sizeof(*ns));
+        if (ns == NULL) {
+            H5Gclose(g);
+            r->st = genie_set_error(GENIE_ERR_NOMEM, "genie: checkpoint: out of memory");
+            return 1;
+        }
+        *r->ss_p = ns;
+    }
+    s = &(*r->ss_p)[*r->n_p];
     memset(s, 0, sizeof(*s));
-    if ((g = H5Gopen2(sessions, name, H5P_DEFAULT)) < 0) {
-        it->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: bad session %.32s", it->path, name);
-        return 1;
-    }
-    if (ckpt_attr_get(g, "id", H5T_NATIVE_UINT64, &s->id) < 0 ||
-        ckpt_attr_get(g, "key", H5T_NATIVE_UINT64, &s->key) < 0 ||
-        ckpt_attr_get(g, "model_fp", H5T_NATIVE_UINT64, &s->model_fp) < 0 ||
-        ckpt_attr_get(g, "step", H5T_NATIVE_UINT64, &s->step) < 0 ||
-        ckpt_attr_get(g, "prompt_len", H5T_NATIVE_UINT64, &s->prompt_len) < 0 ||
-        ckpt_attr_get(g, "batch", H5T_NATIVE_UINT32, &s->batch) < 0 || s->id == 0 ||
-        s->batch < 1 || s->batch > CKPT_MAX_BATCH) {
-        it->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: session %.32s has missing or "
-                                 "bad attributes", it->path, name);
-        goto out;
-    }
-    if ((it->st = read_i64_2d(g, it->path, "tokens", s->id, 0, s->batch, &s->tokens, &rows,
-                              &s->n_tokens)) != GENIE_OK) {
-        goto out;
-    }
-    if (rows != s->batch || s->prompt_len < 1 || s->prompt_len > s->n_tokens ||
-        s->step != s->n_tokens - s->prompt_len) {
-        it->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: session %llu: tokens do not "
-                                 "match its batch, prompt and step", it->path, (unsigned long long)s->id);
-        goto out;
-    }
-    if ((it->st = read_i64_2d(g, it->path, "lineage", s->id, GENIE_CKPT_LINEAGE_COLS, CKPT_MAX_LINEAGE,
-                              &s->lineage, &rows, &cols)) != GENIE_OK) {
-        goto out;
-    }
-    s->n_lineage = (uint32_t)rows;
-    if (H5Lexists(g, "rng", H5P_DEFAULT) > 0) {
-        hid_t   d = H5Dopen2(g, "rng", H5P_DEFAULT), sp = d >= 0 ? H5Dget_space(d) : -1;
-        hsize_t n = 0;
-        if (sp >= 0 && H5Sget_simple_extent_ndims(sp) == 1) {
-            H5Sget_simple_extent_dims(sp, &n, NULL);
-        }
-        if (sp >= 0) {
-            H5Sclose(sp);
-        }
-        if (d >= 0) {
-            H5Dclose(d);
-        }
-        if (n < 1 || n > CKPT_MAX_RNG || (s->rng = malloc(n)) == NULL) {
-            it->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset /sessions/%llu/rng "
-                                     "has a bad shape", it->path, (unsigned long long)s->id);
-            goto out;
-        }
-        s->rng_len = (uint32_t)n;
-        if ((it->st = ckpt_dset_read(g, it->path, "rng", H5T_NATIVE_UINT8, s->rng, n)) != GENIE_OK) {
-            genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset /sessions/%llu/rng failed "
-                            "its checksum or could not be read", it->path, (unsigned long long)s->id);
-            goto out;
-        }
-    }
-    if ((s->kv = calloc(CKPT_MAX_KV, sizeof(*s->kv))) == NULL) {
-        it->st = genie_set_error(GENIE_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    memset(&kvi, 0, sizeof(kvi));
-    kvi.s = s;
-    kvi.path = it->path;
-    {
-        hid_t kg = H5Gopen2(g, "kv", H5P_DEFAULT);
-        if (kg < 0) {
-            it->st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: session %llu has no kv group",
-                                     it->path, (unsigned long long)s->id);
-            goto out;
-        }
-        H5Literate(kg, H5_INDEX_NAME, H5_ITER_INC, NULL, read_kv_entry, &kvi);
-        H5Gclose(kg);
-        if ((it->st = kvi.st) != GENIE_OK) {
-            goto out;
-        }
-    }
-    snprintf(s->file, sizeof(s->file), "%s", it->file);
-    s->rank = it->rank;
-    ck->n_sessions++;
-out:
+    (*r->n_p)++;                      /* counted even on failure: its buffers are freed with the rest */
+    r->st = read_session_group(r, g, id, s);
     H5Gclose(g);
-    if (it->st != GENIE_OK) {
-        free_session(s);
-        memset(s, 0, sizeof(*s));
-        return 1;
-    }
-    return 0;
+    H5Eclear2(H5E_DEFAULT);
+    return r->st != GENIE_OK;
 }
+
+genie_status_t ckpt_read_rank(const char *path, const char *name, const genie_ckpt_file_entry_t *expect,
+                              uint64_t epoch, genie_ckpt_session_t **ss_p, uint32_t *n_p)
+{
+    rank_ctx_t     r;
+    hid_t          f, g;
+    uint64_t       file_epoch = 0;
+    uint32_t       slice = 0, before = *n_p;
+    double         created;
+    char           phase[32], job[GENIE_CKPT_TEXT_MAX], problem[300];
+    genie_status_t st;
+
+    memset(&r, 0, sizeof(r));
+    r.path = path;
+    r.name = name;
+    r.ss_p = ss_p;
+    r.n_p  = n_p;
+    if ((st = open_checked(path, CKPT_FORMAT_RANK, &f, problem, sizeof(problem))) != GENIE_OK) {
+        return st;
+    }
+    if (ckpt_attr_get_u64(f, "epoch", &file_epoch) < 0 || ckpt_attr_get_i32(f, "rank", &r.rank) < 0 ||
+        ckpt_attr_get_u32(f, "slice", &slice) < 0 || ckpt_attr_get_str(f, "phase", phase, sizeof(phase)) < 0 ||
+        ckpt_attr_get_str(f, "job", job, sizeof(job)) < 0 || ckpt_attr_get_f64(f, "created", &created) < 0 ||
+        ckpt_attr_get_u32(f, "n_sessions", &r.n_sessions) < 0 || r.n_sessions > CKPT_MAX_SESSIONS) {
+        st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: missing or bad root attributes", path);
+        goto out;
+    }
+    if ((epoch != 0 && file_epoch != epoch) ||
+        (expect != NULL && (r.rank != expect->rank || r.n_sessions != expect->sessions))) {
+        st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: says epoch %llu, rank %d, %u sessions; "
+                             "the manifest says epoch %llu, rank %d, %u sessions", path,
+                             (unsigned long long)file_epoch, (int)r.rank, r.n_sessions,
+                             (unsigned long long)epoch, expect != NULL ? (int)expect->rank : (int)r.rank,
+                             expect != NULL ? expect->sessions : r.n_sessions);
+        goto out;
+    }
+    if ((g = open_group(f, "sessions")) < 0) {
+        st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: no /sessions group", path);
+        goto out;
+    }
+    if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, read_session, &r) < 0 && r.st == GENIE_OK) {
+        r.st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: /sessions cannot be read", path);
+    }
+    H5Gclose(g);
+    if ((st = r.st) == GENIE_OK && r.seen != r.n_sessions) {
+        st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: /sessions holds %u groups, its "
+                             "n_sessions says %u", path, r.seen, r.n_sessions);
+    }
+out:
+    H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
+    if (st != GENIE_OK) {
+        /* drop what this file added; the caller keeps the rest */
+        for (uint32_t i = before; i < *n_p; i++) {
+            free((*ss_p)[i].tokens);
+            free((*ss_p)[i].rng);
+            free((*ss_p)[i].lineage);
+            free((*ss_p)[i].kv);
+        }
+        *n_p = before;
+    }
+    return st;
+}
+
+/* ---- opening an epoch ---------------------------------------------------------------- */
 
 static int cmp_sessions(const void *a, const void *b)
 {
     const genie_ckpt_session_t *x = a, *y = b;
+
     if (x->rank != y->rank) {
         return x->rank < y->rank ? -1 : 1;
     }
@@ -526,67 +677,33 @@ void genie_ckpt_close(genie_ckpt_t *ck)
     if (ck == NULL) {
         return;
     }
-    for (uint32_t i = 0; i < ck->n_sessions; i++) {
-        free_session(&ck->sessions[i]);
-    }
-    free(ck->sessions);
-    free_manifest(&ck->manifest);
+    ckpt_free_sessions(ck->sessions, ck->n_sessions);
+    ckpt_free_manifest(&ck->manifest);
     free(ck);
 }
 
-/* Open one epoch directory whose manifest is complete. */
-static genie_status_t open_epoch(const char *dir, genie_ckpt_t **ck_p, char *why, size_t cap)
+/* Open one epoch directory: its manifest, then every rank file it lists. */
+static genie_status_t open_epoch(const char *dir, uint64_t epoch, genie_ckpt_t **ck_p)
 {
-    genie_ckpt_t *ck = calloc(1, sizeof(*ck));
-    uint32_t      total = 0;
+    genie_ckpt_t  *ck = calloc(1, sizeof(*ck));
+    char           why[GENIE_CKPT_TEXT_MAX], path[4400];
+    genie_status_t st;
 
     if (ck == NULL) {
-        return genie_set_error(GENIE_ERR_NOMEM, "out of memory");
+        return genie_set_error(GENIE_ERR_NOMEM, "genie: checkpoint: out of memory");
     }
     snprintf(ck->dir, sizeof(ck->dir), "%s", dir);
-    if (!read_manifest(dir, &ck->manifest, why, cap)) {
+    if ((st = ckpt_read_manifest(dir, epoch, &ck->manifest, why, sizeof(why))) != GENIE_OK) {
         free(ck);
-        return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: %s", dir, why);
-    }
-    for (uint32_t i = 0; i < ck->manifest.n_files; i++) {
-        total += ck->manifest.files[i].sessions;
-    }
-    if ((ck->sessions = calloc(total + 1, sizeof(*ck->sessions))) == NULL) {
-        genie_ckpt_close(ck);
-        return genie_set_error(GENIE_ERR_NOMEM, "out of memory");
+        return st;
     }
     for (uint32_t i = 0; i < ck->manifest.n_files; i++) {
         const genie_ckpt_file_entry_t *e = &ck->manifest.files[i];
-        char        path[4400], fmt[64];
-        sess_iter_t it = { ck, path, e->name, e->rank, ck->n_sessions + e->sessions, GENIE_OK };
-        uint32_t    before = ck->n_sessions;
-        hid_t       f, g;
 
         snprintf(path, sizeof(path), "%s/%s", dir, e->name);
-        if ((f = open_ro(path)) < 0) {
-            snprintf(why, cap, "%s is not a readable HDF5 file", path);
+        if ((st = ckpt_read_rank(path, e->name, e, epoch, &ck->sessions, &ck->n_sessions)) != GENIE_OK) {
             genie_ckpt_close(ck);
-            return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s", why);
-        }
-        if (ckpt_attr_get_str(f, "format", fmt, sizeof(fmt)) < 0 || strcmp(fmt, CKPT_FORMAT_RANK) != 0 ||
-            (g = H5Gopen2(f, "sessions", H5P_DEFAULT)) < 0) {
-            H5Fclose(f);
-            snprintf(why, cap, "%s is not a Genie checkpoint rank file", path);
-            genie_ckpt_close(ck);
-            return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s", why);
-        }
-        H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, read_session, &it);
-        H5Gclose(g);
-        H5Fclose(f);
-        H5Eclear2(H5E_DEFAULT);
-        if (it.st == GENIE_OK && ck->n_sessions - before != e->sessions) {
-            it.st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s holds %u sessions, the "
-                                    "manifest says %u", path, ck->n_sessions - before, e->sessions);
-        }
-        if (it.st != GENIE_OK) {
-            snprintf(why, cap, "%s", genie_last_error());
-            genie_ckpt_close(ck);
-            return it.st;
+            return st;
         }
     }
     qsort(ck->sessions, ck->n_sessions, sizeof(*ck->sessions), cmp_sessions);
@@ -600,253 +717,34 @@ genie_status_t genie_ckpt_open(const char *root, uint64_t epoch,
 {
     uint64_t      *ep = NULL;
     uint32_t       n = 0;
-    char           dir[4096], why[GENIE_CKPT_TEXT_MAX * 2];
+    char           dir[4096], why[1024];
     genie_status_t st;
 
-    genie_ckpt_h5_init();
+    ckpt_h5_init();
+    if (root == NULL || ck_p == NULL) {
+        return genie_set_error(GENIE_ERR_INVALID, "genie: checkpoint: open of nothing");
+    }
     if (epoch != 0) {
         if ((st = genie_ckpt_epoch_path(root, epoch, dir, sizeof(dir))) != GENIE_OK) {
             return st;
         }
-        return open_epoch(dir, ck_p, why, sizeof(why));
+        return open_epoch(dir, epoch, ck_p);
     }
-    if ((st = scan_epochs(root, &ep, &n)) != GENIE_OK) {
+    if ((st = ckpt_scan_epochs(root, &ep, &n)) != GENIE_OK) {
         return st;
     }
     for (uint32_t i = n; i-- > 0;) {
         genie_ckpt_epoch_path(root, ep[i], dir, sizeof(dir));
-        if (open_epoch(dir, ck_p, why, sizeof(why)) == GENIE_OK) {
+        if (open_epoch(dir, ep[i], ck_p) == GENIE_OK) {
             free(ep);
+            genie_clear_error();
             return GENIE_OK;
         }
         if (skipped != NULL) {
-            skipped(ep[i], why, arg);
+            skipped(ep[i], ckpt_why(why, sizeof(why)), arg);
         }
     }
     free(ep);
-    return genie_set_error(GENIE_ERR_NOT_FOUND, "genie: no complete checkpoint in %s", root);
-}
-
-/* ---- KV data ------------------------------------------------------------------- */
-
-genie_status_t genie_ckpt_file_open(const char *path, genie_ckpt_file_t **f_p)
-{
-    genie_ckpt_file_t *f = calloc(1, sizeof(*f));
-    char               fmt[64];
-
-    genie_ckpt_h5_init();
-    if (f == NULL) {
-        return genie_set_error(GENIE_ERR_NOMEM, "out of memory");
-    }
-    snprintf(f->path, sizeof(f->path), "%s", path);
-    if ((f->f = open_ro(path)) < 0) {
-        free(f);
-        H5Eclear2(H5E_DEFAULT);
-        return genie_set_error(GENIE_ERR_IO, "genie: checkpoint %s: cannot open it", path);
-    }
-    if (ckpt_attr_get_str(f->f, "format", fmt, sizeof(fmt)) < 0 || strcmp(fmt, CKPT_FORMAT_RANK) != 0) {
-        H5Fclose(f->f);
-        free(f);
-        return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s is not a rank file", path);
-    }
-    *f_p = f;
-    return GENIE_OK;
-}
-
-genie_status_t genie_ckpt_file_read_kv(genie_ckpt_file_t *f, uint64_t session_id, const char *name,
-                                       genie_dtype_t dtype, int ndim, const int64_t *shape,
-                                       void *buf, uint64_t nbytes)
-{
-    char           path[GENIE_CKPT_NAME_MAX + 48], dt[16];
-    hid_t          d, sp = -1;
-    hsize_t        dims[GENIE_MAX_DIMS];
-    uint64_t       numel = 1;
-    int            nd = -1, ok;
-    genie_status_t st;
-
-    if (!ckpt_name_ok(name) || ckpt_h5_type(dtype) < 0 || ndim < 1 || ndim > GENIE_MAX_DIMS) {
-        return genie_set_error(GENIE_ERR_INVALID, "genie: checkpoint: bad KV request '%.64s'", name);
-    }
-    snprintf(path, sizeof(path), "/sessions/%llu/kv/%s", (unsigned long long)session_id, name);
-    if ((d = H5Dopen2(f->f, path, H5P_DEFAULT)) < 0) {
-        H5Eclear2(H5E_DEFAULT);
-        return genie_set_error(GENIE_ERR_NOT_FOUND, "%s: no dataset %s", f->path, path);
-    }
-    if ((sp = H5Dget_space(d)) >= 0) {
-        nd = H5Sget_simple_extent_ndims(sp);
-    }
-    ok = nd == ndim && ckpt_attr_get_str(d, "dtype", dt, sizeof(dt)) == 0 &&
-         strcmp(dt, genie_dtype_name(dtype)) == 0;
-    if (ok) {
-        H5Sget_simple_extent_dims(sp, dims, NULL);
-        for (int i = 0; i < ndim; i++) {
-            ok &= dims[i] == (hsize_t)shape[i];
-            numel *= (uint64_t)shape[i];
-        }
-        ok &= numel * genie_dtype_size(dtype) == nbytes;
-    }
-    if (sp >= 0) {
-        H5Sclose(sp);
-    }
-    H5Dclose(d);
-    if (!ok) {
-        return genie_set_error(GENIE_ERR_CORRUPT, "%s: dataset %s does not have the expected dtype "
-                               "and shape", f->path, path);
-    }
-    st = ckpt_dset_read(f->f, f->path, path, ckpt_h5_type(dtype), buf, nbytes);
-    return st;
-}
-
-void genie_ckpt_file_close(genie_ckpt_file_t *f)
-{
-    if (f != NULL) {
-        H5Fclose(f->f);
-        free(f);
-    }
-}
-
-/* ---- verify ---------------------------------------------------------------------- */
-
-typedef struct verify_ctx {
-    hid_t        f;
-    const char  *file;
-    void       (*report)(const char *, const char *, genie_status_t, const char *, void *);
-    void        *arg;
-    uint32_t     bad, total;
-} verify_ctx_t;
-
-static herr_t verify_one(hid_t obj, const char *name, const H5O_info_t *info, void *arg)
-{
-    verify_ctx_t  *v = arg;
-    hid_t          d, sp, t;
-    char           path[512];
-    uint64_t       n = 0;
-    size_t         sz;
-    void          *buf;
-    genie_status_t st = GENIE_OK;
-
-    (void)obj;
-    if (info->type != H5O_TYPE_DATASET) {
-        return 0;
-    }
-    snprintf(path, sizeof(path), "/%s", name);
-    if ((d = H5Dopen2(v->f, path, H5P_DEFAULT)) < 0) {
-        return 0;
-    }
-    sp = H5Dget_space(d);
-    t  = H5Dget_type(d);
-    n  = sp >= 0 ? (uint64_t)H5Sget_simple_extent_npoints(sp) : 0;
-    sz = t >= 0 ? H5Tget_size(t) : 0;
-    if (sz == 0 || sz > 16 || n > (1ULL << 36) || (buf = malloc(n * sz + 1)) == NULL) {
-        st = genie_set_error(GENIE_ERR_CORRUPT, "%s: dataset %s has a bad type or size", v->file, path);
-    } else {
-        st = ckpt_dset_read(v->f, v->file, path, t, buf, n * sz);
-        free(buf);
-    }
-    if (t >= 0) {
-        H5Tclose(t);
-    }
-    if (sp >= 0) {
-        H5Sclose(sp);
-    }
-    H5Dclose(d);
-    v->total++;
-    v->bad += st != GENIE_OK;
-    if (v->report != NULL) {
-        v->report(v->file, path, st, st == GENIE_OK ? "ok" : genie_last_error(), v->arg);
-    }
-    return 0;
-}
-
-genie_status_t genie_ckpt_verify(const char *epoch_dir,
-                                 void (*report)(const char *file, const char *dataset,
-                                                genie_status_t st, const char *msg, void *arg),
-                                 void *arg, uint32_t *n_bad_p)
-{
-    genie_ckpt_manifest_t m;
-    char                  why[GENIE_CKPT_TEXT_MAX * 2], path[4400];
-    verify_ctx_t          v = { -1, NULL, report, arg, 0, 0 };
-    DIR                  *dd;
-    struct dirent        *e;
-
-    genie_ckpt_h5_init();
-    if (!read_manifest(epoch_dir, &m, why, sizeof(why))) {
-        if (report != NULL) {
-            report(epoch_dir, CKPT_MANIFEST, GENIE_ERR_CORRUPT, why, arg);
-        }
-        v.bad++;
-    } else {
-        free_manifest(&m);
-    }
-    if ((dd = opendir(epoch_dir)) == NULL) {
-        return genie_set_error(GENIE_ERR_NOT_FOUND, "genie: %s: %s", epoch_dir, strerror(errno));
-    }
-    while ((e = readdir(dd)) != NULL) {
-        size_t l = strlen(e->d_name);
-        if (strncmp(e->d_name, "rank-", 5) != 0 || l < 4 || strcmp(e->d_name + l - 3, ".h5") != 0) {
-            continue;
-        }
-        snprintf(path, sizeof(path), "%s/%s", epoch_dir, e->d_name);
-        if ((v.f = open_ro(path)) < 0) {
-            H5Eclear2(H5E_DEFAULT);
-            v.bad++;
-            if (report != NULL) {
-                report(path, "/", GENIE_ERR_CORRUPT, "not a readable HDF5 file", arg);
-            }
-            continue;
-        }
-        v.file = path;
-        H5Ovisit2(v.f, H5_INDEX_NAME, H5_ITER_INC, verify_one, &v, H5O_INFO_BASIC);
-        H5Fclose(v.f);
-        H5Eclear2(H5E_DEFAULT);
-    }
-    closedir(dd);
-    if (n_bad_p != NULL) {
-        *n_bad_p = v.bad;
-    }
-    return GENIE_OK;
-}
-
-/* ---- prune ------------------------------------------------------------------------- */
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
-genie_status_t genie_ckpt_prune(const char *root, uint32_t keep, uint32_t *removed_p)
-{
-    genie_ckpt_epoch_info_t *eps = NULL;
-    uint32_t                 n = 0, removed = 0, kept = 0;
-    uint64_t                 newest_complete = 0;
-    genie_status_t           st;
-
-    if ((st = genie_ckpt_list(root, &eps, &n)) != GENIE_OK) {
-        return st;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        if (eps[i].complete) {
-            newest_complete = eps[i].epoch;
-        }
-    }
-    for (uint32_t i = n; i-- > 0;) {
-        char dir[4096];
-        int  drop;
-
-        if (eps[i].complete) {
-            drop = ++kept > keep;
-        } else {
-            drop = eps[i].epoch < newest_complete;   /* a later one may be being written */
-        }
-        if (drop && genie_ckpt_epoch_path(root, eps[i].epoch, dir, sizeof(dir)) == GENIE_OK &&
-            nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0) {
-            removed++;
-        }
-    }
-    free(eps);
-    if (removed_p != NULL) {
-        *removed_p = removed;
-    }
-    return GENIE_OK;
+    return genie_set_error(GENIE_ERR_NOT_FOUND, "genie: checkpoint %s: no complete epoch (%u epoch "
+                           "directories, none complete and readable)", root, n);
 }

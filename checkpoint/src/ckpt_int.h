@@ -1,0 +1,44 @@
+/*
+ * Internal interfaces between the checkpoint library's files: the epoch
+ * scan (ckpt_dir.c), and the manifest and rank-file readers (ckpt_read.c)
+ * that listing, opening and verifying share.  Every reader checks what it
+ * reads against docs/checkpoint-format.md and records one line
+ * (genie_set_error) naming the file and object on failure.
+ */
+#ifndef GENIE_CKPT_INT_H
+#define GENIE_CKPT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "genie/ckpt.h"
+
+/* Epoch numbers of the epoch directories under root (canonical names
+ * "epoch-%08llu", real directories), ascending; caller frees *ep_p. */
+genie_status_t ckpt_scan_epochs(const char *root, uint64_t **ep_p, uint32_t *n_p);
+/* The epoch of a directory named like an epoch (its last component), or 0. */
+uint64_t       ckpt_dir_epoch(const char *dir);
+
+/* Read and check <dir>/manifest.h5 and the files it lists (present, with
+ * the recorded sizes).  epoch: the one the manifest must name (0: any).  On
+ * failure why (cap) says why, relative to dir ("no manifest.h5 ...",
+ * "rank-0002.h5 has ..."), and the recorded error names dir.  Missing
+ * manifest or directory: GENIE_ERR_NOT_FOUND; another version:
+ * GENIE_ERR_VERSION; anything else wrong: GENIE_ERR_CORRUPT. */
+genie_status_t ckpt_read_manifest(const char *dir, uint64_t epoch, genie_ckpt_manifest_t *m, char *why,
+                                  size_t cap);
+void           ckpt_free_manifest(genie_ckpt_manifest_t *m);
+
+/* Read and check the session metadata of the rank file `path` (everything
+ * but KV data; tokens, lineage and rng are read and their checksums
+ * verified).  expect (may be NULL): the manifest's entry the file must
+ * match (rank, sessions), epoch (0: any) the epoch it must name.  Appends
+ * the sessions to *ss_p / *n_p (grown with realloc). */
+genie_status_t ckpt_read_rank(const char *path, const char *name, const genie_ckpt_file_entry_t *expect,
+                              uint64_t epoch, genie_ckpt_session_t **ss_p, uint32_t *n_p);
+void           ckpt_free_sessions(genie_ckpt_session_t *ss, uint32_t n);
+
+/* genie_last_error() without its "genie: checkpoint " prefix, into out. */
+const char    *ckpt_why(char *out, size_t cap);
+
+#endif
