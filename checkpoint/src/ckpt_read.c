@@ -24,6 +24,15 @@
 #include "ckpt_h5.h"
 #include "ckpt_int.h"
 
+/* Read attributes in order, remembering the first that is missing or bad:
+ *   const char *bad = NULL;  NEED(ckpt_attr_get_u64(g, "id", &id), "id"); ... */
+#define NEED(call, name)                       \
+    do {                                       \
+        if (bad == NULL && (call) < 0) {       \
+            bad = (name);                      \
+        }                                      \
+    } while (0)
+
 /* Open a dataset reached through hard links only. */
 static hid_t open_dset(hid_t loc, const char *name)
 {
@@ -113,6 +122,7 @@ static herr_t read_file_entry(hid_t g, const char *name, const H5L_info_t *info,
     files_iter_t            *it = arg;
     genie_ckpt_file_entry_t *e;
     hid_t                    fg;
+    const char              *bad = NULL;
 
     if (it->n >= it->m->n_files) {
         snprintf(it->bad, sizeof(it->bad), "/files has more entries than n_files (%u)", it->m->n_files);
@@ -125,10 +135,17 @@ static herr_t read_file_entry(hid_t g, const char *name, const H5L_info_t *info,
     }
     e = &it->m->files[it->n];
     snprintf(e->name, sizeof(e->name), "%s", name);
-    if ((fg = H5Gopen2(g, name, H5P_DEFAULT)) < 0 || ckpt_attr_get_i32(fg, "rank", &e->rank) < 0 ||
-        ckpt_attr_get_u64(fg, "bytes", &e->bytes) < 0 || ckpt_attr_get_u32(fg, "sessions", &e->sessions) < 0 ||
-        e->sessions > CKPT_MAX_SESSIONS) {
-        snprintf(it->bad, sizeof(it->bad), "/files/%s has missing or bad attributes", name);
+    if ((fg = H5Gopen2(g, name, H5P_DEFAULT)) < 0) {
+        bad = "(the group)";
+    }
+    NEED(ckpt_attr_get_i32(fg, "rank", &e->rank), "rank");
+    NEED(ckpt_attr_get_u64(fg, "bytes", &e->bytes), "bytes");
+    NEED(ckpt_attr_get_u32(fg, "sessions", &e->sessions), "sessions");
+    if (bad == NULL && e->sessions > CKPT_MAX_SESSIONS) {
+        bad = "sessions";
+    }
+    if (bad != NULL) {
+        snprintf(it->bad, sizeof(it->bad), "/files/%s: missing or bad attribute %s", name, bad);
     }
     if (fg >= 0) {
         H5Gclose(fg);
@@ -172,6 +189,7 @@ genie_status_t ckpt_read_manifest(const char *dir, uint64_t epoch, genie_ckpt_ma
     uint64_t       sum = 0;
     struct stat    sb;
     files_iter_t   it;
+    const char    *bad = NULL;
     genie_status_t st = GENIE_ERR_CORRUPT;
 
     memset(m, 0, sizeof(*m));
@@ -197,12 +215,15 @@ genie_status_t ckpt_read_manifest(const char *dir, uint64_t epoch, genie_ckpt_ma
         goto out;
     }
     st = GENIE_ERR_CORRUPT;
-    if (ckpt_attr_get_u64(f, "epoch", &m->epoch) < 0 || ckpt_attr_get_str(f, "job", m->job, sizeof(m->job)) < 0 ||
-        ckpt_attr_get_str(f, "phases", m->phases, sizeof(m->phases)) < 0 ||
-        ckpt_attr_get_str(f, "reason", m->reason, sizeof(m->reason)) < 0 ||
-        ckpt_attr_get_f64(f, "created", &m->created) < 0 || ckpt_attr_get_u32(f, "n_files", &m->n_files) < 0 ||
-        ckpt_attr_get_u32(f, "n_sessions", &n_sessions) < 0) {
-        snprintf(msg, sizeof(msg), "%s: missing or bad root attributes", CKPT_MANIFEST);
+    NEED(ckpt_attr_get_u64(f, "epoch", &m->epoch), "epoch");
+    NEED(ckpt_attr_get_str(f, "job", m->job, sizeof(m->job)), "job");
+    NEED(ckpt_attr_get_str(f, "phases", m->phases, sizeof(m->phases)), "phases");
+    NEED(ckpt_attr_get_str(f, "reason", m->reason, sizeof(m->reason)), "reason");
+    NEED(ckpt_attr_get_f64(f, "created", &m->created), "created");
+    NEED(ckpt_attr_get_u32(f, "n_files", &m->n_files), "n_files");
+    NEED(ckpt_attr_get_u32(f, "n_sessions", &n_sessions), "n_sessions");
+    if (bad != NULL) {
+        snprintf(msg, sizeof(msg), "%s: missing or bad root attribute %s", CKPT_MANIFEST, bad);
         goto out;
     }
     if (m->n_files > CKPT_MAX_FILES || (epoch != 0 && m->epoch != epoch)) {
@@ -407,6 +428,7 @@ static genie_status_t read_small(rank_ctx_t *r, hid_t g, uint64_t sid, const cha
     int            got = 0;
     genie_status_t st;
 
+    *buf_p = NULL;                 /* on every path: the caller frees it */
     snprintf(dpath, sizeof(dpath), "/sessions/%llu/%s", (unsigned long long)sid, name);
     if (d < 0) {
         return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: no dataset %s", r->path, dpath);
@@ -438,7 +460,6 @@ static genie_status_t read_small(rank_ctx_t *r, hid_t g, uint64_t sid, const cha
     for (int i = 0; i < nd; i++) {
         n *= dims[i];
     }
-    *buf_p = NULL;
     if (n > 0 && (*buf_p = malloc(n)) == NULL) {
         H5Dclose(d);
         return genie_set_error(GENIE_ERR_NOMEM, "genie: checkpoint: out of memory");
@@ -455,16 +476,30 @@ static genie_status_t read_session_group(rank_ctx_t *r, hid_t g, uint64_t id, ge
     char           cols[64];
     hid_t          d, kg;
     kv_ctx_t       k;
+    const char    *bad = NULL;
     genie_status_t st;
 
-    if (ckpt_attr_get_u64(g, "id", &s->id) < 0 || s->id != id || ckpt_attr_get_u64(g, "key", &s->key) < 0 ||
-        ckpt_attr_get_u64(g, "model_fp", &s->model_fp) < 0 || ckpt_attr_get_u64(g, "step", &s->step) < 0 ||
-        ckpt_attr_get_u64(g, "prompt_len", &s->prompt_len) < 0 || ckpt_attr_get_u32(g, "batch", &s->batch) < 0 ||
-        ckpt_attr_get_u32(g, "n_kv", &s->n_kv) < 0 || s->batch < 1 || s->batch > CKPT_MAX_BATCH ||
-        s->n_kv > CKPT_MAX_KV) {
+    NEED(ckpt_attr_get_u64(g, "id", &s->id), "id");
+    if (bad == NULL && s->id != id) {
+        bad = "id";
+    }
+    NEED(ckpt_attr_get_u64(g, "key", &s->key), "key");
+    NEED(ckpt_attr_get_u64(g, "model_fp", &s->model_fp), "model_fp");
+    NEED(ckpt_attr_get_u64(g, "step", &s->step), "step");
+    NEED(ckpt_attr_get_u64(g, "prompt_len", &s->prompt_len), "prompt_len");
+    NEED(ckpt_attr_get_u32(g, "batch", &s->batch), "batch");
+    if (bad == NULL && (s->batch < 1 || s->batch > CKPT_MAX_BATCH)) {
+        bad = "batch (1 to 65536)";
+    }
+    NEED(ckpt_attr_get_u32(g, "n_kv", &s->n_kv), "n_kv");
+    if (bad == NULL && s->n_kv > CKPT_MAX_KV) {
+        bad = "n_kv (at most 4096)";
+    }
+    if (bad != NULL) {
         s->id = id;
-        return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: group /sessions/%llu has missing or "
-                               "bad attributes", r->path, (unsigned long long)id);
+        s->n_kv = 0;
+        return genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: group /sessions/%llu: missing or "
+                               "bad attribute %s", r->path, (unsigned long long)id, bad);
     }
     /* tokens: (batch, L) with L = prompt_len + step */
     st = read_small(r, g, id, "tokens", H5T_STD_I64LE, 2, s->batch, dims, &buf);
@@ -606,6 +641,7 @@ genie_status_t ckpt_read_rank(const char *path, const char *name, const genie_ck
     uint32_t       slice = 0, before = *n_p;
     double         created;
     char           phase[32], job[GENIE_CKPT_TEXT_MAX], problem[300];
+    const char    *bad = NULL;
     genie_status_t st;
 
     memset(&r, 0, sizeof(r));
@@ -616,11 +652,19 @@ genie_status_t ckpt_read_rank(const char *path, const char *name, const genie_ck
     if ((st = open_checked(path, CKPT_FORMAT_RANK, &f, problem, sizeof(problem))) != GENIE_OK) {
         return st;
     }
-    if (ckpt_attr_get_u64(f, "epoch", &file_epoch) < 0 || ckpt_attr_get_i32(f, "rank", &r.rank) < 0 ||
-        ckpt_attr_get_u32(f, "slice", &slice) < 0 || ckpt_attr_get_str(f, "phase", phase, sizeof(phase)) < 0 ||
-        ckpt_attr_get_str(f, "job", job, sizeof(job)) < 0 || ckpt_attr_get_f64(f, "created", &created) < 0 ||
-        ckpt_attr_get_u32(f, "n_sessions", &r.n_sessions) < 0 || r.n_sessions > CKPT_MAX_SESSIONS) {
-        st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: missing or bad root attributes", path);
+    NEED(ckpt_attr_get_u64(f, "epoch", &file_epoch), "epoch");
+    NEED(ckpt_attr_get_i32(f, "rank", &r.rank), "rank");
+    NEED(ckpt_attr_get_u32(f, "slice", &slice), "slice");
+    NEED(ckpt_attr_get_str(f, "phase", phase, sizeof(phase)), "phase");
+    NEED(ckpt_attr_get_str(f, "job", job, sizeof(job)), "job");
+    NEED(ckpt_attr_get_f64(f, "created", &created), "created");
+    NEED(ckpt_attr_get_u32(f, "n_sessions", &r.n_sessions), "n_sessions");
+    if (bad == NULL && r.n_sessions > CKPT_MAX_SESSIONS) {
+        bad = "n_sessions (at most 65536)";
+    }
+    if (bad != NULL) {
+        st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: missing or bad root attribute %s", path,
+                             bad);
         goto out;
     }
     if ((epoch != 0 && file_epoch != epoch) ||
