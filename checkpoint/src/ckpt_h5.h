@@ -98,7 +98,7 @@ void ckpt_stage_free(ckpt_stage_t *st);
  * (ckpt_fletcher32), one write.  The file is the same as HDF5's own filter
  * pipeline would write; HDF5's pipeline costs two more copies, a fresh
  * buffer per chunk and a slower checksum, which keeps it at a third of the
- * disk's speed (docs/checkpoint-format.md, "Writing fast").  data must not
+ * disk's speed (docs/checkpoint-format.md, "Dataset storage").  data must not
  * be NULL; no dim may be 0. */
 hid_t ckpt_dset_create_direct(hid_t loc, const char *name, hid_t type, int nd, const hsize_t *dims,
                               const void *data, ckpt_stage_t *stage);
