@@ -33,7 +33,7 @@
  * the metadata carries.
  *
  * Run by CTest (label fuzz) and in the ASan+UBSan build:
- *   fuzz_ckpt_files [iterations] [seconds] [seed]   (default 3000, 15 s, fixed)
+ *   fuzz_ckpt [iterations] [seconds] [seed]   (default 3000, 15 s, fixed)
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -78,7 +78,7 @@ static double now_s(void)
 
 static void die(const char *what, const char *detail)
 {
-    fprintf(stderr, "fuzz_ckpt_files: %s (%s) (last error: '%s')\n", what, detail, genie_last_error());
+    fprintf(stderr, "fuzz_ckpt: %s (%s) (last error: '%s')\n", what, detail, genie_last_error());
     abort();
 }
 
@@ -1011,7 +1011,7 @@ int main(int argc, char **argv)
             rngstate[i][k] = (uint8_t)next();
         }
     }
-    snprintf(root, sizeof(root), "/tmp/genie-fuzz-ckpt-files-XXXXXX");
+    snprintf(root, sizeof(root), "/tmp/genie-fuzz-ckpt-XXXXXX");
     if (mkdtemp(root) == NULL) {
         die("mkdtemp", root);
     }
@@ -1050,7 +1050,7 @@ int main(int argc, char **argv)
     if (system(cmd) != 0) {
         die("cleanup", root);
     }
-    printf("fuzz_ckpt_files: %llu iterations in %.1f s: %llu chunk changes detected, %llu no-ops read back, "
+    printf("fuzz_ckpt: %llu iterations in %.1f s: %llu chunk changes detected, %llu no-ops read back, "
            "%llu truncations refused, %llu hostile files (%llu random ones accepted and read back); no crash, "
            "every refusal one line\n", (unsigned long long)it, now_s() - t0, (unsigned long long)n_detected,
            (unsigned long long)n_noop, (unsigned long long)n_trunc, (unsigned long long)n_hostile,
