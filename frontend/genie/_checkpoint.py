@@ -150,6 +150,7 @@ class Checkpoints:
         self.pending = None          # signal name waiting for the next step boundary
         self.generating = 0
         self.handlers_installed = False
+        self.prune_warned = False
         self.restore_root = None
         self.restore_epochs = None   # [opened epoch dicts], newest first, loaded lazily
         self.restore_taken = set()   # (epoch, session id) already given to a stream
@@ -303,7 +304,12 @@ class Checkpoints:
             "reason": reason, "created": time.time(), "model_fps": fps, "files": files})
         for s, rec in recs:
             s.ckpt = rec
-        _C.ckpt_prune(self.root, self.keep)
+        try:
+            _C.ckpt_prune(self.root, self.keep)
+        except GenieError as e:      # the epoch is committed; old ones stay
+            if not self.prune_warned:
+                _say(f"{e}; older checkpoints are kept")
+                self.prune_warned = True
         st = self.stats
         st["epochs_written"] += 1
         st["last_epoch"] = epoch

@@ -194,7 +194,7 @@ def case_restore(args):
 def case_crash_manifest(args):
     ref = reference(args)
     rng = random.Random(args.seed)
-    points = 6                              # fault points per manifest commit (ckpt_write.c)
+    points = 7                              # fault points per manifest commit (ckpt_write.c)
     k = rng.randint(points + 1, 3 * points)  # during the 2nd or 3rd epoch's commit
     print(f"fault-test: the driver dies at checkpoint fault point {k}")
     ck = kill_all_then_restore(args, "crash", ["--crash-ckpt-at", str(k)], every=4)
