@@ -36,7 +36,8 @@ import tempfile
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-MODEL = dict(n_layer=12, n_embd=768, n_head=12, n_positions=2048, initializer_range=0.1)
+# GPT-2 small; positions for 2048 tokens of context plus the ones generated.
+MODEL = dict(n_layer=12, n_embd=768, n_head=12, n_positions=2176, initializer_range=0.1)
 
 
 def build_model():
@@ -206,6 +207,7 @@ def main():
     ap.add_argument("--dir", default=os.path.join(REPO, "build", "bench-checkpoint"),
                     help="where checkpoints and dd's file go")
     ap.add_argument("--quick", action="store_true", help="small sizes, 2 repeats (a smoke run)")
+    ap.add_argument("--only", choices=["write", "restore"], help="run one of the two benchmarks")
     args = ap.parse_args()
     if args.app:
         return {"write": app_write, "make": app_make, "restore": app_restore}[args.app](args)
@@ -216,8 +218,9 @@ def main():
     try:
         print(f"bench_checkpoint: repeats {args.repeats}, GENIE_THREADS={args.threads}, "
               f"{os.cpu_count()} cores, dir {work}")
-        bench_write(args, work)
-        for context in ((128, 256) if args.quick else (1024, 2048)):
+        if args.only != "restore":
+            bench_write(args, work)
+        for context in (() if args.only == "write" else (128, 256) if args.quick else (1024, 2048)):
             args.repeats = min(args.repeats, 3) if not args.quick else args.repeats
             bench_restore(args, work, context)
     finally:
