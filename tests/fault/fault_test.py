@@ -44,21 +44,13 @@ class Fail(Exception):
 
 
 def ckpt_flags(args, ck, every=None, restore=None):
-    """genie-launch options for a checkpoint directory (and a restore); as
-    environment variables when this genie-launch has no such flags."""
-    if args.launch_flags:
-        extra = ["--checkpoint-dir", ck]
-        if every is not None:
-            extra += ["--checkpoint-every", str(every)]
-        if restore:
-            extra += ["--restore", restore]
-        return extra, {}
-    env = {"GENIE_CHECKPOINT_DIR": ck}
+    """genie-launch options for a checkpoint directory (and a restore)."""
+    extra = ["--checkpoint-dir", ck]
     if every is not None:
-        env["GENIE_CHECKPOINT_EVERY_STEPS"] = str(every)
+        extra += ["--checkpoint-every", str(every)]
     if restore:
-        env["GENIE_RESTORE_DIR"] = restore
-    return [], env
+        extra += ["--restore", restore]
+    return extra, {}
 
 
 def run_job(args, phases, app_args, extra=(), env=None, timeout=300, expect_ok=True):
@@ -289,9 +281,6 @@ def main():
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     args.work = os.path.abspath(args.work or os.path.join(args.build, "tests", "fault"))
-    usage = subprocess.run([os.path.join(args.build, "bin", "genie-launch"), "--help"],
-                           capture_output=True, text=True).stdout
-    args.launch_flags = "--restore" in usage and "--checkpoint-every" in usage
     os.makedirs(args.work, exist_ok=True)
     try:
         CASES[args.case](args)
