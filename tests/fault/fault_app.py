@@ -45,12 +45,15 @@ def main():
     ap.add_argument("--crash-ckpt-at", type=int, default=0)
     ap.add_argument("--signal-at", type=int, default=-1)
     ap.add_argument("--signal", choices=["SIGUSR1", "SIGTERM"], default="SIGUSR1")
+    ap.add_argument("--restore-dir", help="call genie.restore(DIR) before generating")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
     model = example.build_model(args.model, args.seed)
     prompts = example.make_prompts(args.prompts, model.config.vocab_size, args.seed)
     genie.init()
+    if args.restore_dir:
+        print(f"fault-app: genie.restore() -> {genie.restore(args.restore_dir)}", flush=True)
     model.to("remote_accelerator:0")
     execs = genie.get_stats()["executors"]
     if args.crash_ckpt_at:

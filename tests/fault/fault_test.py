@@ -158,10 +158,13 @@ def kill_all_then_restore(args, tag, app_args, every=8):
     return ck
 
 
-def restore_job(args, ck, tag, phases="prefill:1,decode:2"):
+def restore_job(args, ck, tag, phases="prefill:1,decode:2", api=False):
+    """A new job restoring from ck: genie-launch --restore, or with api=True
+    the program's own genie.restore(ck)."""
     out = os.path.join(args.work, f"{tag}-restored.json")
-    extra, env = ckpt_flags(args, ck, restore=ck)
-    rc, text = run_job(args, phases, ["--out", out], extra, env)
+    extra, env = ckpt_flags(args, ck, restore=None if api else ck)
+    rc, text = run_job(args, phases, ["--out", out] + (["--restore-dir", ck] if api else []),
+                       extra, env)
     return load(out), text
 
 
@@ -190,7 +193,7 @@ def case_crash_manifest(args):
     k = rng.randint(points + 1, 3 * points)  # during the 2nd or 3rd epoch's commit
     print(f"fault-test: the driver dies at checkpoint fault point {k}")
     ck = kill_all_then_restore(args, "crash", ["--crash-ckpt-at", str(k)], every=4)
-    got, text = restore_job(args, ck, "crash")
+    got, text = restore_job(args, ck, "crash", api=True)     # genie.restore(DIR)
     if got["checkpoint"]["restored_sessions"] < 1:
         raise Fail(f"crash: nothing was restored: {got['checkpoint']}")
     same_tokens(got, ref, "crash during a checkpoint commit")
