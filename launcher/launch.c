@@ -34,18 +34,21 @@ static void usage(FILE *out)
 "through srun when run inside a Slurm allocation.\n"
 "\n"
 "options:\n"
-"  --phases SPEC        slices per phase, e.g. prefill:2,decode:1 (3 executors)\n"
+"  --phases SPEC        slices per phase, e.g. prefill:2,decode:1 (3 executors);\n"
+"                       decode:2+1 adds 1 spare decode slice (4 executors)\n"
 "  --config FILE        libconfig settings file (default: $GENIE_CONFIG if set;\n"
 "                       keys documented in configs/genie.conf)\n"
 "  --backend B          cpu, cuda or auto (default auto: the executor decides)\n"
 "  --threads N          threads per executor; 0 = cores / executors (default)\n"
 "  --kv-mode M          colocated (default) or blind (KV cache shipped every\n"
 "                       step; for the benchmark)\n"
-"  --checkpoint-dir DIR checkpoint generation sessions into DIR (HDF5 epochs)\n"
+"  --checkpoint-dir DIR checkpoint generation sessions into DIR (HDF5 epochs;\n"
+"                       made absolute, created by the driver)\n"
 "  --checkpoint-every N checkpoint every N decode steps (0 = only on SIGUSR1 and\n"
 "                       SIGTERM; default 32)\n"
 "  --restore DIR        resume the sessions checkpointed in DIR (an earlier job's\n"
-"                       --checkpoint-dir) instead of starting them over\n"
+"                       --checkpoint-dir, which must exist) instead of starting\n"
+"                       them over\n"
 "  --no-srun            use mpirun even inside a Slurm allocation\n"
 "  --dry-run            print the environment and command line; start nothing\n"
 "  -v, --verbose        one line on stderr saying what is started\n"
@@ -54,6 +57,9 @@ static void usage(FILE *out)
 "                       exit status to FILE); not for use by hand\n"
 "\n"
 "Command-line flags override the config file, which overrides the defaults.\n"
+"Every rank gets GENIE_PHASES and the settings (GENIE_CHECKPOINT_DIR,\n"
+"GENIE_CHECKPOINT_EVERY_STEPS, GENIE_CHECKPOINT_EVERY_S, GENIE_CHECKPOINT_KEEP,\n"
+"GENIE_TERM_GRACE_S, GENIE_RESTORE_DIR only where set); --dry-run lists them.\n"
 "Exit status: the driver's, or 2 if genie-launch refused to start.\n"
 "Environment: GENIE_CONFIG, GENIE_EXECUTOR (genie-executor to run; default:\n"
 "next to genie-launch), GENIE_MPIRUN (default: mpirun on PATH), TMPDIR.\n");
@@ -188,6 +194,11 @@ static genie_status_t apply_cli(const cli_t *cli, genie_launch_config_t *cfg)
             genie_launch_err("--checkpoint-dir needs a directory, e.g. --checkpoint-dir /scratch/ckpt");
             return GENIE_ERR_INVALID;
         }
+        if (!genie_launch_ckpt_dir_ok(cli->ckpt_dir)) {
+            genie_launch_err("--checkpoint-dir must be a directory name of 1..%d bytes without "
+                             "control characters", GENIE_LAUNCH_MAX_CKPT_DIR);
+            return GENIE_ERR_INVALID;
+        }
         if (genie_launch_config_set(&cfg->ckpt.dir, cli->ckpt_dir) != GENIE_OK) {
             return GENIE_ERR_NOMEM;
         }
@@ -219,6 +230,51 @@ static genie_status_t resolve_restore(genie_launch_t *L, const char *dir)
     return GENIE_OK;
 }
 
+/* checkpoint.dir or --checkpoint-dir as an absolute path: the ranks may run
+ * elsewhere than genie-launch (srun on other nodes, a wrapper that changes
+ * directory), and messages that name the directory should say where it is.
+ * A relative one is taken from the current directory; it need not exist
+ * (the driver creates it). */
+static genie_status_t resolve_ckpt_dir(genie_launch_t *L)
+{
+    const char *d = L->cfg.ckpt.dir;
+    char        cwd[PATH_MAX];
+    int         n;
+
+    L->ckpt_dir[0] = '\0';
+    if (d == NULL) {
+        return GENIE_OK;
+    }
+    if (d[0] == '/') {
+        n = snprintf(L->ckpt_dir, sizeof(L->ckpt_dir), "%s", d);
+    } else {
+        if (getcwd(cwd, sizeof(cwd)) == NULL) {
+            genie_launch_err("cannot make the checkpoint directory '%s' absolute: getcwd: %s; "
+                             "give an absolute path", d, strerror(errno));
+            return GENIE_ERR_IO;
+        }
+        while (d[0] == '.' && d[1] == '/') {   /* "./ck" is "ck" */
+            d += 2;
+            while (*d == '/') {
+                d++;
+            }
+        }
+        if (d[0] == '\0' || strcmp(d, ".") == 0) {
+            n = snprintf(L->ckpt_dir, sizeof(L->ckpt_dir), "%s", cwd);
+        } else {
+            n = snprintf(L->ckpt_dir, sizeof(L->ckpt_dir), "%s%s%s", cwd,
+                         strcmp(cwd, "/") == 0 ? "" : "/", d);
+        }
+    }
+    if (n < 0 || (size_t)n >= sizeof(L->ckpt_dir)) {
+        genie_launch_err("the checkpoint directory '%s' is longer than %zu bytes as an absolute "
+                         "path; give a shorter one", L->cfg.ckpt.dir, sizeof(L->ckpt_dir) - 1);
+        L->ckpt_dir[0] = '\0';
+        return GENIE_ERR_INVALID;
+    }
+    return GENIE_OK;
+}
+
 static genie_status_t resolve_phases(genie_launch_t *L, const char *cli_phases)
 {
     const char *text = cli_phases != NULL ? cli_phases : L->cfg.phases;
@@ -236,6 +292,11 @@ static genie_status_t resolve_phases(genie_launch_t *L, const char *cli_phases)
     }
     if (genie_phase_spec_parse(text, NULL, &L->spec, err, sizeof(err)) != GENIE_OK) {
         genie_launch_err("%s", strncmp(err, "genie: ", 7) == 0 ? err + 7 : err);
+        return GENIE_ERR_INVALID;
+    }
+    /* The config's spares group, where the spec gives no "+S" of its own;
+     * GENIE_PHASES then carries them ("decode:2+1"). */
+    if (genie_launch_config_apply_spares(&L->cfg, text, &L->spec) != GENIE_OK) {
         return GENIE_ERR_INVALID;
     }
     /* The parser already requires at least one slice per phase; the check
@@ -357,13 +418,8 @@ void genie_launch_fill_vars(genie_launch_t *L)
      * a variable nothing reads). */
     set_ucx_var(L, GENIE_LAUNCH_VAR_UCX_POSIX_EH, "UCX_POSIX_ERROR_HANDLING", "y");
     /* The checkpoint policy (read by the driver; the grace by executors). */
-    if (c->ckpt.dir != NULL) {
-        char cwd[PATH_MAX];
-        if (c->ckpt.dir[0] == '/' || getcwd(cwd, sizeof(cwd)) == NULL) {
-            set_var(L, GENIE_LAUNCH_VAR_CKPT_DIR, "GENIE_CHECKPOINT_DIR", "%s", c->ckpt.dir);
-        } else {
-            set_var(L, GENIE_LAUNCH_VAR_CKPT_DIR, "GENIE_CHECKPOINT_DIR", "%s/%s", cwd, c->ckpt.dir);
-        }
+    if (L->ckpt_dir[0] != '\0') {
+        set_var(L, GENIE_LAUNCH_VAR_CKPT_DIR, "GENIE_CHECKPOINT_DIR", "%s", L->ckpt_dir);
     }
     if (c->ckpt.every_steps >= 0) {
         set_var(L, GENIE_LAUNCH_VAR_CKPT_EVERY_STEPS, "GENIE_CHECKPOINT_EVERY_STEPS", "%lld",
@@ -470,6 +526,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (resolve_phases(L, cli.phases) != GENIE_OK || resolve_restore(L, cli.restore) != GENIE_OK ||
+        resolve_ckpt_dir(L) != GENIE_OK ||
         resolve_programs(L, cli.no_srun) != GENIE_OK || genie_launch_job_template(L) != GENIE_OK) {
         goto out;
     }

@@ -91,6 +91,7 @@ typedef struct genie_launch {
     char                  runner_path[PATH_MAX];   /* mpirun or srun */
     char                  job_dir[PATH_MAX];       /* real, or the template in --dry-run */
     char                  restore_dir[PATH_MAX];   /* --restore, absolute; "" = none */
+    char                  ckpt_dir[PATH_MAX];      /* checkpoint.dir, absolute; "" = none */
     genie_launch_var_t    var[GENIE_LAUNCH_N_VARS];
 } genie_launch_t;
 

@@ -97,6 +97,7 @@ void genie_launch_config_fini(genie_launch_config_t *cfg)
     free(cfg->slurm.checkpoint_root);
     free(cfg->slurm.allowed_phases);
     free(cfg->ckpt.dir);
+    free(cfg->spares.file);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -118,6 +119,70 @@ int genie_launch_backend_ok(const char *v)
 int genie_launch_kv_mode_ok(const char *v)
 {
     return strcmp(v, "colocated") == 0 || strcmp(v, "blind") == 0;
+}
+
+int genie_launch_ckpt_dir_ok(const char *v)
+{
+    size_t n = strlen(v);
+
+    if (n == 0 || n > GENIE_LAUNCH_MAX_CKPT_DIR) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (c < 0x20 || c == 0x7f) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Entry i of a spec text the parser accepted gives its own "+S". */
+static int entry_has_spares(const char *spec_text, uint32_t i)
+{
+    const char *p = spec_text;
+
+    for (; i > 0 && p != NULL; i--) {
+        p = strchr(p, ',');
+        p = p != NULL ? p + 1 : NULL;
+    }
+    return p != NULL && memchr(p, '+', strcspn(p, ",")) != NULL;
+}
+
+genie_status_t genie_launch_config_apply_spares(const genie_launch_config_t *cfg,
+                                                const char *spec_text, genie_phase_spec_t *spec)
+{
+    const genie_launch_spares_t *sp = &cfg->spares;
+    genie_phase_spec_t           tmp = *spec;
+
+    for (uint32_t k = 0; k < sp->n; k++) {
+        const char *name = sp->phase[k].name;
+        const char *file = sp->file != NULL ? sp->file : "genie.conf";
+        uint32_t    e;
+
+        for (e = 0; e < tmp.n && strcmp(tmp.entry[e].name, name) != 0; e++) {
+        }
+        if (e == tmp.n) {
+            cfg_err("%s:%d: spares.%s: phase '%s' is not in the phase spec '%s'; remove it from "
+                    "the spares group or add the phase to --phases", file, sp->phase[k].line, name,
+                    name, spec_text);
+            return GENIE_ERR_INVALID;
+        }
+        if (entry_has_spares(spec_text, e)) {
+            continue;   /* "decode:2+1" (or "+0") on the command line wins */
+        }
+        if (tmp.entry[e].slices + sp->phase[k].spares > GENIE_PHASE_MAX_SLICES) {
+            cfg_err("%s:%d: spares.%s = %u would give phase '%s' %u slices; at most %d per phase "
+                    "(spares included)", file, sp->phase[k].line, name, sp->phase[k].spares, name,
+                    tmp.entry[e].slices + sp->phase[k].spares, GENIE_PHASE_MAX_SLICES);
+            return GENIE_ERR_INVALID;
+        }
+        tmp.entry[e].slices += sp->phase[k].spares;
+        tmp.entry[e].spares += sp->phase[k].spares;
+        tmp.total_slices += sp->phase[k].spares;   /* <= 16 * 4096: no overflow */
+    }
+    *spec = tmp;
+    return GENIE_OK;
 }
 
 int genie_launch_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *value_p)
@@ -503,7 +568,6 @@ static genie_status_t load_slurm(genie_launch_config_t *cfg, const char *path,
     return GENIE_OK;
 }
 
-/* One top-level setting. */
 /* A number of seconds in [0, hi]; whole numbers are accepted too. */
 static genie_status_t get_seconds(const where_t *w, const config_setting_t *s, double hi,
                                   const char *example, double *value_p)
@@ -555,9 +619,10 @@ static genie_status_t load_checkpoint(genie_launch_config_t *cfg, const char *pa
             if (get_string(&w, s, "dir = \"/scratch/ckpt\";", &v) != GENIE_OK) {
                 return GENIE_ERR_INVALID;
             }
-            if (v[0] == '\0' || strlen(v) >= 4096 || strpbrk(v, "\n\r\t") != NULL) {
-                cfg_err("%s:%d: checkpoint.dir must be a directory name of 1..4095 bytes",
-                        w.file, w.line);
+            if (!genie_launch_ckpt_dir_ok(v)) {
+                cfg_err("%s:%d: checkpoint.dir must be a directory name of 1..%d bytes without "
+                        "control characters (e.g. dir = \"/scratch/ckpt\";)", w.file, w.line,
+                        GENIE_LAUNCH_MAX_CKPT_DIR);
                 return GENIE_ERR_INVALID;
             }
             rc = genie_launch_config_set(&cfg->ckpt.dir, v);
@@ -580,6 +645,60 @@ static genie_status_t load_checkpoint(genie_launch_config_t *cfg, const char *pa
         if (rc != GENIE_OK) {
             return rc;
         }
+    }
+    return GENIE_OK;
+}
+
+/* spares = { decode = 1; }: phase name = spare slices (launch_config.h). */
+static genie_status_t load_spares(genie_launch_config_t *cfg, const char *path,
+                                  const config_setting_t *group)
+{
+    genie_launch_spares_t *sp = &cfg->spares;
+    where_t                gw = where_of(path, group, "spares");
+    genie_status_t         rc;
+
+    if (config_setting_type(group) != CONFIG_TYPE_GROUP) {
+        return wrong_type(&gw, group, "a group", "spares = { decode = 1; }");
+    }
+    rc = genie_launch_config_set(&sp->file, gw.file);
+    if (rc != GENIE_OK) {
+        return rc;
+    }
+    sp->n = 0;
+    for (int i = 0; i < config_setting_length(group); i++) {
+        config_setting_t  *s    = config_setting_get_elem(group, (unsigned)i);
+        const char        *name = config_setting_name(s);
+        char               key[64], one[GENIE_PHASE_NAME_MAX + 8];
+        genie_phase_spec_t parsed;
+        int64_t            v;
+        where_t            w;
+
+        if (name == NULL) {
+            continue;
+        }
+        snprintf(key, sizeof(key), "spares.%.40s", name);
+        w = where_of(path, s, key);
+        /* A phase name exactly as the spec grammar has it: "NAME:1" parses
+         * (a name cut at 32 bytes is still too long for it). */
+        snprintf(one, sizeof(one), "%.*s:1", GENIE_PHASE_NAME_MAX + 1, name);
+        if (genie_phase_spec_parse(one, NULL, &parsed, NULL, 0) != GENIE_OK) {
+            cfg_err("%s:%d: %s: '%s' is not a phase name ([a-z][a-z0-9_]*, at most %d bytes), "
+                    "e.g. spares = { decode = 1; };", w.file, w.line, key, name,
+                    GENIE_PHASE_NAME_MAX);
+            return GENIE_ERR_INVALID;
+        }
+        if (get_int(&w, s, 0, GENIE_PHASE_MAX_SLICES, "decode = 1;", &v) != GENIE_OK) {
+            return GENIE_ERR_INVALID;
+        }
+        if (sp->n == GENIE_PHASE_SPEC_MAX_ENTRIES) {
+            cfg_err("%s:%d: the spares group names more than %d phases", w.file, w.line,
+                    GENIE_PHASE_SPEC_MAX_ENTRIES);
+            return GENIE_ERR_INVALID;
+        }
+        snprintf(sp->phase[sp->n].name, sizeof(sp->phase[0].name), "%s", name);
+        sp->phase[sp->n].spares = (uint32_t)v;
+        sp->phase[sp->n].line   = w.line;
+        sp->n++;
     }
     return GENIE_OK;
 }
@@ -635,8 +754,12 @@ static genie_status_t load_setting(genie_launch_config_t *cfg, const char *path,
     if (strcmp(name, "checkpoint") == 0) {
         return load_checkpoint(cfg, path, s);
     }
+    if (strcmp(name, "spares") == 0) {
+        return load_spares(cfg, path, s);
+    }
     cfg_err("%s:%d: unknown key '%s'; known keys: phases, backend, threads, kv_mode, "
-                     "arena_mb, request_timeout_s, ucx, slurm, checkpoint (see configs/genie.conf)",
+                     "arena_mb, request_timeout_s, ucx, slurm, checkpoint, spares (see "
+                     "configs/genie.conf)",
                      w.file, w.line, name);
     return GENIE_ERR_INVALID;
 }

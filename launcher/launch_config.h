@@ -57,13 +57,29 @@ typedef struct genie_launch_slurm {
 #define GENIE_LAUNCH_MAX_CKPT_STEPS 1000000000
 #define GENIE_LAUNCH_MAX_CKPT_KEEP  1000
 #define GENIE_LAUNCH_MAX_GRACE_S    86400
+#define GENIE_LAUNCH_MAX_CKPT_DIR   4095             /* bytes, without the NUL */
 typedef struct genie_launch_checkpoint {
-    char   *dir;                /* where epochs go                        */
+    char   *dir;                /* where epochs go (as given: launch.c makes it absolute) */
     int64_t every_steps;        /* 0..MAX_CKPT_STEPS, 0 = not by steps     */
     double  every_s;            /* 0..MAX_TIMEOUT_S, 0 = not by time       */
     int64_t keep;               /* 1..MAX_CKPT_KEEP complete epochs kept    */
     int64_t term_grace_s;       /* 1..MAX_GRACE_S executors serve after SIGTERM */
 } genie_launch_checkpoint_t;
+
+/* spares = { decode = 1; }: spare slices genie-launch adds to the phases of
+ * its spec (--phases or phases), where the spec does not give its own "+S".
+ * Only genie-launch uses it; the Slurm plugin reads the key (so that one
+ * file serves both) and ignores it: srun users write decode:2+1.  A later
+ * file's group replaces an earlier one's. */
+typedef struct genie_launch_spares {
+    uint32_t n;                         /* entries in phase[]                      */
+    char    *file;                      /* the file the group came from (owned)    */
+    struct {
+        char     name[GENIE_PHASE_NAME_MAX + 1];
+        uint32_t spares;                /* 0..GENIE_PHASE_MAX_SLICES               */
+        int      line;                  /* in `file`, for messages                 */
+    } phase[GENIE_PHASE_SPEC_MAX_ENTRIES];
+} genie_launch_spares_t;
 
 typedef struct genie_launch_config {
     char   *phases;            /* NULL: not given; else a spec the parser accepted */
@@ -76,6 +92,7 @@ typedef struct genie_launch_config {
     int64_t ucx_keepalive_ms;  /* 1..MAX_KEEPALIVE_MS                              */
     genie_launch_slurm_t slurm;
     genie_launch_checkpoint_t ckpt;
+    genie_launch_spares_t spares;
     int     slurm_allowed;     /* 0: a `slurm` group is refused (a user's file)     */
 } genie_launch_config_t;
 
@@ -99,6 +116,18 @@ genie_status_t genie_launch_config_set(char **field_p, const char *value);
 /* Value checks shared by the file and the command line: 1 if acceptable. */
 int genie_launch_backend_ok(const char *v);
 int genie_launch_kv_mode_ok(const char *v);
+/* checkpoint.dir / --checkpoint-dir: 1..MAX_CKPT_DIR bytes, no control bytes
+ * (the value travels in the environment and in one-line messages). */
+int genie_launch_ckpt_dir_ok(const char *v);
+
+/* Add the spares group's spare slices to spec (parsed from spec_text, whose
+ * entries are kept as they are where they give "+S" themselves: the command
+ * line over the file) and recompute its total.  A phase of the group that is
+ * not in the spec, or a phase that would exceed GENIE_PHASE_MAX_SLICES, is
+ * refused with one "FILE:LINE: spares.NAME: ..." line; spec is then left as
+ * it was. */
+genie_status_t genie_launch_config_apply_spares(const genie_launch_config_t *cfg,
+                                                const char *spec_text, genie_phase_spec_t *spec);
 
 /* Slices of `phase` that share one GPU under the slurm group. */
 uint32_t genie_launch_slices_per_gpu(const genie_launch_config_t *cfg, const char *phase);

@@ -48,17 +48,18 @@ static int opt_cb(int val, const char *optarg, int remote);
  * exported as the spank_options table: Slurm 22.05's sbatch and salloc only
  * know options registered that way. */
 static struct spank_option options[] = {
-    { "genie-phases", "NAME:N[,...]",
+    { "genie-phases", "NAME:N[+S][,...]",
       "Run this step as a Genie job: task 0 runs the program (the driver), then one executor "
-      "task per slice, e.g. prefill:8,decode:1 (9 executors, 1 GPU each by default). "
+      "task per slice, e.g. prefill:8,decode:1 (9 executors, 1 GPU each by default); "
+      "decode:2+1 adds a spare decode slice. "
       "Needs -n 1+slices and the GPUs unless the site's cli_filter sets them.",
       1, GENIE_SPANK_OPT_PHASES, opt_cb },
     { "genie-restore", "DIR",
       "Resume the sessions of an earlier Genie job from its checkpoint directory DIR.",
       1, GENIE_SPANK_OPT_RESTORE, opt_cb },
     { "genie-checkpoint-dir", "DIR",
-      "Write this job's Genie checkpoints to DIR (default: the site's checkpoint_root/JOBID, "
-      "if set).",
+      "Write this job's Genie checkpoints to DIR (default: checkpoint.dir of genie.conf, else "
+      "the site's checkpoint_root/JOBID, if set).",
       1, GENIE_SPANK_OPT_CKPT, opt_cb },
     { "genie-config", "FILE",
       "Read Genie settings (backend, threads, UCX, ...) from FILE, a genie.conf without the "

@@ -5,8 +5,9 @@
  * its size, so ASan catches any read past the NUL, and is parsed with no
  * limits and with a list of allowed names plus a cap on the total.  An
  * accepted spec must satisfy every invariant of genie/phase_spec.h (1..16
- * entries, counts 1..4096, total = sum, valid distinct names, limits kept)
- * and survive format + re-parse unchanged; a refusal must return a negative
+ * entries, slices 1..4096 with spares 0..slices-1 among them, total = sum of
+ * slices, valid distinct names, limits kept) and survive format + re-parse
+ * unchanged, spares included, with the canonical text a fixed point; a refusal must return a negative
  * status, a one-line "genie: " message equal to genie_last_error(), and leave
  * the output alone.  A tiny error buffer must be cut, never overrun.
  * Anything else aborts, which is what a fuzzer reports.
@@ -55,7 +56,7 @@ static void check_spec(const genie_phase_spec_t *s, const genie_phase_limits_t *
                        const char *input)
 {
     genie_phase_spec_t again;
-    char text[1024];
+    char text[1024], text2[1024];
     uint32_t sum = 0;
 
     if (s->n < 1 || s->n > GENIE_PHASE_SPEC_MAX_ENTRIES) {
@@ -67,6 +68,9 @@ static void check_spec(const genie_phase_spec_t *s, const genie_phase_limits_t *
         }
         if (s->entry[i].slices < 1 || s->entry[i].slices > GENIE_PHASE_MAX_SLICES) {
             die("slice count out of range", input);
+        }
+        if (s->entry[i].spares >= s->entry[i].slices) {
+            die("spares leave no active slice", input);
         }
         for (uint32_t j = 0; j < i; j++) {
             if (strcmp(s->entry[i].name, s->entry[j].name) == 0) {
@@ -102,8 +106,28 @@ static void check_spec(const genie_phase_spec_t *s, const genie_phase_limits_t *
     }
     for (uint32_t i = 0; i < s->n; i++) {
         if (strcmp(again.entry[i].name, s->entry[i].name) != 0 ||
-            again.entry[i].slices != s->entry[i].slices) {
+            again.entry[i].slices != s->entry[i].slices ||
+            again.entry[i].spares != s->entry[i].spares) {
             die("round trip changed an entry", input);
+        }
+    }
+    /* "+0" and leading zeros are gone from the canonical text: formatting
+     * it again gives the same bytes, and "+" appears only with spares. */
+    if (genie_phase_spec_format(&again, text2, sizeof(text2)) != GENIE_OK ||
+        strcmp(text, text2) != 0) {
+        die("canonical text is not a fixed point", input);
+    }
+    {
+        uint32_t with_spares = 0, plus = 0;
+
+        for (uint32_t i = 0; i < s->n; i++) {
+            with_spares += s->entry[i].spares > 0;
+        }
+        for (const char *c = text; *c != '\0'; c++) {
+            plus += *c == '+';
+        }
+        if (plus != with_spares || strstr(text, "+0") != NULL) {
+            die("canonical text has a '+' without spares", input);
         }
     }
 }
@@ -193,6 +217,7 @@ static const char interesting[] = ":,:,:,0123456789azpd_-+ \t\nPZ.x\x7f\x80\xff"
 static const char *const pieces[] = {
     "prefill", "decode", "vision", ":", ",", "0", "1", "4096", "4097", "99999999999",
     "4294967297", "18446744073709551617", ",a:1", "abcdefghijklmnopqrstuvwxyz012345",
+    "+", "+0", "+1", "+4095", "+4096", "+99999999999", ":2+1", "decode:1+",
 };
 
 /* Insert src[0..k) at pos; nothing happens when it would not fit. */
@@ -285,6 +310,8 @@ int main(int argc, char **argv)
         "a:1,b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1,j:1,k:1,l:1,m:1,n:1,o:1,p:1",
         "abcdefghijklmnopqrstuvwxyz01234:1",
         "prefill:99999999999",
+        "prefill:1,decode:2+1",
+        "a:4095+1,b:1+0,c:02+003",
         "",
     };
     enum { N_SEEDS = sizeof(seeds) / sizeof(seeds[0]), CAP = 256 };
@@ -301,7 +328,7 @@ int main(int argc, char **argv)
     for (size_t s = 0; s < N_SEEDS; s++) {
         LLVMFuzzerTestOneInput((const uint8_t *)seeds[s], strlen(seeds[s]));
     }
-    if (n_accepted < 5) {
+    if (n_accepted < 7) {
         die("the valid seeds were not all accepted", "(seeds)");
     }
     for (it = 0; it < iterations; it++) {

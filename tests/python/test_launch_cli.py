@@ -98,6 +98,14 @@ def dry_run(args, env):
     ("", "empty --phases spec"),
     ("prefill:8,", "ends with a comma"),
     ("Prefill:1", "bad character 'P'"),
+    # spare slices
+    ("decode:+1", "phase 'decode' has no slice count before '+'"),
+    ("decode:1+", "phase 'decode' has nothing after '+'"),
+    ("decode:1+x", "spare count '1+x', which is not a plain decimal number"),
+    ("decode:1+-1", "bad character '-'"),
+    ("decode:0+1", "phase 'decode' has 0 slices"),
+    ("decode:4096+1", "at most 4096 per phase (spares included)"),
+    ("decode:1+99999999999", "too large"),
 ])
 def test_bad_spec(env, spec, needle):
     assert_refused(run(["--phases", spec, "--", "true"], env), needle)
@@ -124,6 +132,16 @@ def test_bad_spec(env, spec, needle):
     (["--phases", "prefill:1", "--checkpoint-every", "x", "--", "true"], "--checkpoint-every 'x'"),
     (["--phases", "prefill:1", "--checkpoint-every", "-1", "--", "true"], "--checkpoint-every '-1'"),
     (["--phases", "prefill:1", "--checkpoint-dir", "", "--", "true"], "--checkpoint-dir needs"),
+    (["--phases", "prefill:1", "--checkpoint-dir", "a\nb", "--", "true"],
+     "--checkpoint-dir must be a directory name of 1..4095 bytes without control characters"),
+    (["--phases", "prefill:1", "--checkpoint-dir", "/" + "d" * 4095, "--", "true"],
+     "--checkpoint-dir must be a directory name of 1..4095 bytes"),
+    (["--phases", "prefill:1", "--checkpoint-every", "1000000001", "--", "true"],
+     "--checkpoint-every '1000000001' is not a whole number in 0..1000000000"),
+    (["--phases", "prefill:1", "--checkpoint-every", "", "--", "true"], "--checkpoint-every ''"),
+    (["--phases", "prefill:1", "--checkpoint-every", "--", "true"], "--checkpoint-every needs"),
+    (["--phases", "prefill:1", "--restore", "", "--", "true"], "--restore : no such directory"),
+    (["--phases", "prefill:1", "--restore", "--", "true"], "--restore needs a value"),
 ])
 def test_bad_command_line(env, args, needle):
     assert_refused(run(args, env), needle)
@@ -183,6 +201,33 @@ def test_colon_argument_refused_for_mpirun(env):
      ":1: checkpoint.every_seconds must be a number of seconds"),
     ("checkpoint = { term_grace_s = 0; };\n", ":1: checkpoint.term_grace_s = 0 is out of range"),
     ("checkpoint = { dir = \"\"; };\n", ":1: checkpoint.dir must be a directory name"),
+    ("checkpoint = { dir = \"a\\x01b\"; };\n",
+     ":1: checkpoint.dir must be a directory name of 1..4095 bytes without control characters"),
+    ("checkpoint = { dir = \"/" + "d" * 4095 + "\"; };\n", ":1: checkpoint.dir must be"),
+    ("checkpoint = { dir = 1; };\n", ":1: checkpoint.dir must be a string"),
+    ("checkpoint = { every_steps = 1000000001; };\n",
+     ":1: checkpoint.every_steps = 1000000001 is out of range; give 0..1000000000"),
+    ("checkpoint = { every_steps = 1.5; };\n", ":1: checkpoint.every_steps must be an integer"),
+    ("checkpoint = { every_steps = \"32\"; };\n", ":1: checkpoint.every_steps must be an integer"),
+    ("checkpoint = { every_seconds = -1; };\n", ":1: checkpoint.every_seconds = -1 is out of range"),
+    ("checkpoint = { every_seconds = 1e10; };\n",
+     ":1: checkpoint.every_seconds = 1e+10 is out of range; give 0 to 1e+09 seconds"),
+    ("checkpoint = { keep = 1001; };\n", ":1: checkpoint.keep = 1001 is out of range; give 1..1000"),
+    ("checkpoint = { term_grace_s = 86401; };\n",
+     ":1: checkpoint.term_grace_s = 86401 is out of range; give 1..86400"),
+    ("checkpoint = { term_grace_s = true; };\n", ":1: checkpoint.term_grace_s must be an integer"),
+    ("checkpoint = {\n  root = \"/x\"; };\n",
+     ":2: unknown key 'checkpoint.root'; the checkpoint group knows dir, every_steps, "
+     "every_seconds, keep, term_grace_s"),
+    # spares = { phase = count; }: genie-launch adds them to its spec
+    ("spares = 1;\n", ":1: spares must be a group"),
+    ("spares = { decode = -1; };\n", ":1: spares.decode = -1 is out of range; give 0..4096"),
+    ("spares = { decode = 4097; };\n", ":1: spares.decode = 4097 is out of range"),
+    ("spares = { decode = \"1\"; };\n", ":1: spares.decode must be an integer"),
+    ("spares = { Decode = 1; };\n", ":1: spares.Decode: 'Decode' is not a phase name"),
+    ("spares = { " + "a" * 32 + " = 1; };\n", ":1: spares." + "a" * 32 + ": '"),
+    ("\nspares = {\n  prefill = 0;\n  decode = 1; };\n",
+     ":4: spares.decode: phase 'decode' is not in the phase spec 'prefill:1'"),
 ])
 def test_bad_config(env, tmp_path, text, needle):
     conf = tmp_path / "bad.conf"
@@ -310,6 +355,98 @@ def test_checkpoint_settings_reach_every_rank(env, tmp_path):
     assert not [k for k in exports if "CHECKPOINT" in k or "RESTORE" in k or "GRACE" in k]
 
 
+def test_checkpoint_dir_made_absolute(env, tmp_path):
+    """A relative checkpoint directory (flag or file) is taken from the current
+    directory, "./" dropped; it need not exist (the driver creates it)."""
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    conf = tmp_path / "rel.conf"
+    conf.write_text('checkpoint = { dir = "./ck/run1"; };\n')
+    for args, want in [(["--config", str(conf)], str(cwd / "ck" / "run1")),
+                       (["--checkpoint-dir", "./"], str(cwd)),
+                       (["--checkpoint-dir", "."], str(cwd)),
+                       (["--checkpoint-dir", "x y"], str(cwd / "x y")),
+                       (["--config", str(conf), "--checkpoint-dir", "/abs/ck"], "/abs/ck")]:
+        p = run(args + ["--phases", "prefill:1", "--dry-run", "--", "true"], env, cwd=cwd)
+        assert p.returncode == 0, p.stderr
+        exports = dict(ln[len("export "):].split("=", 1) for ln in p.stdout.decode().splitlines()
+                       if ln.startswith("export "))
+        assert shlex.split(exports["GENIE_CHECKPOINT_DIR"])[0] == want, args
+    assert not (cwd / "ck").exists()
+    assert_nothing_created(env)
+
+
+def test_restore_must_be_a_directory(env, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert_refused(run(["--phases", "prefill:1", "--restore", str(f), "--", "true"], env),
+                   f"--restore {f}: no such directory")
+    # a relative one is passed as its absolute real path
+    (tmp_path / "ck").mkdir()
+    link = tmp_path / "ln"
+    link.symlink_to("ck")
+    p = run(["--phases", "prefill:1", "--restore", "ln", "--dry-run", "--", "true"], env,
+            cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert f"export GENIE_RESTORE_DIR={tmp_path / 'ck'}\n" in p.stdout.decode()
+    assert_nothing_created(env)
+
+
+def test_spare_slices(env, tmp_path):
+    """decode:2+1 starts 3 decode executors (one a spare): GENIE_PHASES says
+    so, and every count of ranks includes the spares."""
+    exports, cmd, _ = dry_run(["--phases", "prefill:1,decode:2+1", ["true"]], env)
+    assert exports["GENIE_PHASES"] == "prefill:1,decode:2+1"
+    assert cmd[-3:] == ["-np", "4", env["GENIE_EXECUTOR"]]
+    assert exports["GENIE_THREADS"] == str(max(1, os.cpu_count() // 4))
+    exports, _, _ = dry_run(["--phases", "decode:1+0", ["true"]], env)
+    assert exports["GENIE_PHASES"] == "decode:1"     # canonical: no "+0"
+    # the config's spares group adds them where the spec gives none
+    conf = tmp_path / "sp.conf"
+    conf.write_text("spares = { decode = 1; prefill = 0; };\n")
+    exports, cmd, _ = dry_run(["--config", str(conf), "--phases", "prefill:2,decode:2", ["true"]],
+                              env)
+    assert exports["GENIE_PHASES"] == "prefill:2,decode:2+1"
+    assert cmd[-3:] == ["-np", "5", env["GENIE_EXECUTOR"]]
+    # ... and the spec's own "+S" ("+0" too) wins over the file
+    for spec, want in [("prefill:1,decode:2+2", "prefill:1,decode:2+2"),
+                       ("prefill:1,decode:2+0", "prefill:1,decode:2")]:
+        exports, _, _ = dry_run(["--config", str(conf), "--phases", spec, ["true"]], env)
+        assert exports["GENIE_PHASES"] == want
+    # the file's own phases too
+    conf.write_text('phases = "prefill:1,decode:1";\nspares = { decode = 2; };\n')
+    exports, _, _ = dry_run(["--config", str(conf), ["true"]], env)
+    assert exports["GENIE_PHASES"] == "prefill:1,decode:1+2"
+    # srun: -n and the multi-prog ranges count the spares
+    e = dict(env, SLURM_JOB_ID="42", PATH=str(tmp_path / "fakebin") + ":/usr/bin:/bin")
+    _, cmd, out = dry_run(["--config", str(conf), ["true"]], e)
+    assert cmd[cmd.index("-n") + 1] == "5"
+    assert f"#   1-4 '{env['GENIE_EXECUTOR']}'" in out.splitlines()
+    # a phase would exceed 4096 slices with the file's spares
+    conf.write_text("spares = { decode = 1; };\n")
+    assert_refused(run(["--config", str(conf), "--phases", "decode:4096", "--", "true"], env),
+                   f"{conf}:1: spares.decode = 1 would give phase 'decode' 4097 slices; "
+                   "at most 4096")
+    assert_nothing_created(env)
+
+
+def test_checkpoint_settings_via_srun(env, tmp_path):
+    """Inside an allocation the settings reach the ranks through srun
+    --export=ALL: they are in the environment genie-launch prints and sets."""
+    conf = tmp_path / "ck.conf"
+    conf.write_text('checkpoint = { every_seconds = 2.5; term_grace_s = 120; };\n')
+    e = dict(env, SLURM_JOB_ID="42", PATH=str(tmp_path / "fakebin") + ":/usr/bin:/bin")
+    exports, cmd, _ = dry_run(["--config", str(conf), "--checkpoint-dir", "/scratch/x",
+                               "--checkpoint-every", "7", "--restore", str(tmp_path),
+                               "--phases", "decode:1+1", ["true"]], e)
+    assert "--export=ALL" in cmd
+    assert {k: v for k, v in exports.items() if "CHECKPOINT" in k or k in (
+        "GENIE_TERM_GRACE_S", "GENIE_RESTORE_DIR")} == {
+        "GENIE_CHECKPOINT_DIR": "/scratch/x", "GENIE_CHECKPOINT_EVERY_STEPS": "7",
+        "GENIE_CHECKPOINT_EVERY_S": "2.5", "GENIE_TERM_GRACE_S": "120",
+        "GENIE_RESTORE_DIR": os.path.realpath(tmp_path)}
+
+
 def test_shipped_config_is_the_defaults(env):
     with_conf, _, _ = dry_run(["--config", str(CONF), "--phases", "prefill:1", ["true"]], env)
     without, _, _ = dry_run(["--phases", "prefill:1", ["true"]], env)
@@ -317,6 +454,18 @@ def test_shipped_config_is_the_defaults(env):
         with_conf.pop(k)
         without.pop(k)
     assert with_conf == without
+
+
+def test_shipped_config_examples_are_valid(env, tmp_path):
+    """Every commented-out example key of configs/genie.conf, uncommented,
+    is accepted (the documentation does not drift from the reader)."""
+    text = re.sub(r"(?m)^(\s*)#([a-z_]+ = )", r"\1\2", CONF.read_text())
+    assert "\nspares = " in text and "  term_grace_s = " in text
+    conf = tmp_path / "all.conf"
+    conf.write_text(text)
+    exports, _, _ = dry_run(["--config", str(conf), "--phases", "decode:1", ["true"]], env)
+    assert exports["GENIE_PHASES"] == "decode:1+1"
+    assert exports["GENIE_TERM_GRACE_S"] == "60" and exports["GENIE_CHECKPOINT_KEEP"] == "2"
 
 
 def test_user_ucx_variables_are_kept(env):
@@ -352,6 +501,9 @@ def test_dry_run_srun(env, tmp_path):
 def test_help(env):
     p = run(["--help"], env)
     assert p.returncode == 0 and b"--phases SPEC" in p.stdout and b"--driver-shim" in p.stdout
+    for flag in (b"--checkpoint-dir DIR", b"--checkpoint-every N", b"--restore DIR",
+                 b"decode:2+1", b"GENIE_TERM_GRACE_S"):
+        assert flag in p.stdout, flag
 
 
 # --- --driver-shim ------------------------------------------------------------
@@ -423,6 +575,28 @@ def test_real_run_env_secret_and_exit_code(env):
 
 
 @needs_executor
+def test_real_run_checkpoint_env_and_spares(env, tmp_path):
+    """Through a real mpirun: the driver (and so every rank: the same -x list)
+    sees the checkpoint settings, and a spare slice is one more executor."""
+    e = dict(env)
+    del e["GENIE_EXECUTOR"], e["GENIE_MPIRUN"]
+    e["PATH"] = os.environ["PATH"]
+    conf = tmp_path / "ck.conf"
+    conf.write_text('checkpoint = { keep = 4; term_grace_s = 30; every_seconds = 0.5; };\n')
+    script = ('echo "$GENIE_PHASES|$GENIE_CHECKPOINT_DIR|$GENIE_CHECKPOINT_EVERY_STEPS|'
+              '$GENIE_CHECKPOINT_EVERY_S|$GENIE_CHECKPOINT_KEEP|$GENIE_TERM_GRACE_S|'
+              '$GENIE_RESTORE_DIR"')
+    p = run(["--config", str(conf), "--phases", "decode:1+1", "--checkpoint-dir", "ck",
+             "--checkpoint-every", "3", "--restore", str(tmp_path), "--", "sh", "-c", script],
+            e, timeout=120, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.decode().splitlines()[0] == (
+        f"decode:1+1|{tmp_path}/ck|3|0.5|4|30|{os.path.realpath(tmp_path)}")
+    assert not (tmp_path / "ck").exists()   # the driver creates it, not genie-launch
+    assert_nothing_created(env)
+
+
+@needs_executor
 def test_real_run_sigterm_cleans_up(env):
     e = dict(env)
     del e["GENIE_EXECUTOR"], e["GENIE_MPIRUN"]
@@ -466,7 +640,8 @@ def test_fuzz_config(env, tmp_path):
     rng = random.Random(5678)
     conf = tmp_path / "fuzz.conf"
     pieces = [b"threads", b"phases", b"ucx", b"=", b";", b"{", b"}", b'"', b"1", b"-3", b"1.5",
-              b"\n", b" ", b"kv_mode", b"tls", b",", b"(", b")", b"[", b"]", b"0x", b"L", b"#"]
+              b"\n", b" ", b"kv_mode", b"tls", b",", b"(", b")", b"[", b"]", b"0x", b"L", b"#",
+              b"checkpoint", b"spares", b"dir", b"keep", b"every_seconds", b"prefill", b"1e9"]
     for i in range(200):
         if i % 2:
             data = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))

@@ -23,11 +23,19 @@ def test_good_specs_with_limits():
 
 
 def test_spare_slices():
+    """slices is the total (spares included) unless spares=True asks for
+    (name, total, spares); "+0" is no spare; limits apply to the totals."""
     assert _C.parse_phases("prefill:1,decode:2+1") == [("prefill", 1), ("decode", 3)]
     assert _C.parse_phases("prefill:1,decode:2+1", spares=True) == [("prefill", 1, 0),
                                                                     ("decode", 3, 1)]
+    assert _C.parse_phases("decode:2+1", spares=False) == [("decode", 3)]
+    assert _C.parse_phases("decode:1+0", spares=True) == [("decode", 1, 0)]
+    assert _C.parse_phases("decode:4095+1", spares=True) == [("decode", 4096, 1)]
+    assert _C.parse_phases("decode:2+1", LLM, 3, True) == [("decode", 3, 1)]
     with pytest.raises(ValueError, match="more than the 3 available"):
         _C.parse_phases("prefill:1,decode:2+1", max_slices=3)
+    with pytest.raises(ValueError, match="unknown phase 'vision'"):
+        _C.parse_phases("vision:1+1", allowed=LLM, spares=True)
 
 
 @pytest.mark.parametrize(
@@ -39,8 +47,15 @@ def test_spare_slices():
         ("prefill:x", None, 0, "not a plain decimal number"),
         ("prefill:-1", None, 0, "negative slice count"),
         ("prefill:+1", None, 0, "no slice count before '+'"),
+        ("decode:+1", None, 0, "phase 'decode' has no slice count before '+'"),
         ("decode:1+", None, 0, "nothing after '+'"),
+        ("decode:1+x", None, 0, "spare count '1+x', which is not a plain decimal number"),
+        ("decode:1+-1", None, 0, "bad character '-'"),
+        ("decode:1+1+1", None, 0, "bad character '+'"),
+        ("decode:0+1", None, 0, "has 0 slices"),
         ("decode:4096+1", None, 0, "too large"),
+        ("decode:1+99999999999", None, 0, "too large"),
+        ("decode:1+4294967297", None, 0, "too large"),
         ("prefill:0", None, 0, "has 0 slices"),
         ("prefill:99999999999", None, 0, "too large"),
         ("prefill:4294967297", None, 0, "too large"),

@@ -4,7 +4,7 @@
 cli_filter.lua) that sizes the step, on the one-node cluster that
 tests/slurm/cluster.sh starts as a CTest fixture.
 
-  slurm_test.py CASE        CASE: smoke help bad_specs generate nofilter sbatch_llm
+  slurm_test.py CASE        CASE: one of CASES at the end (smoke, help, bad_specs, ...)
 
 Run from the repository root with SLURM_CONF pointing at the test cluster's
 slurm.conf (CTest sets it; tests/slurm/README.md says how to run by hand).
@@ -41,6 +41,9 @@ BAD_SPECS = [
     "embed:1",                 # not in allowed_phases
     "prefill:99999999999",     # overflows
     "prefill:5,decode:4",      # 9 slices > max_slices=8
+    "decode:1+",               # nothing after '+'
+    "decode:+1",               # no count before '+'
+    "prefill:4+1,decode:4",    # 9 slices, the spare included, > max_slices=8
 ]
 # Specs also tried through sbatch (each costs about a second).
 BAD_SPECS_SBATCH = ["prefill:x", "prefill:5,decode:4"]
@@ -342,6 +345,75 @@ def case_cpu_only(tmp):
     return ok_line("no GPUs: executors on the CPU backend with their phase and slice")
 
 
+def case_spares_env(tmp):
+    """A spec with a spare slice, sized by the cli_filter, and the checkpoint
+    policy of a user's --genie-config in every task's environment; the
+    config's spares group is genie-launch's and the plugin ignores it."""
+    conf = os.path.join(tmp, "user.conf")
+    with open(conf, "w") as f:
+        f.write('checkpoint = { dir = "/scratch/cfg-ckpt"; every_steps = 5; every_seconds = 1.5;\n'
+                '  keep = 3; term_grace_s = 90; };\nspares = { decode = 3; };\n')
+    os.chmod(tmp, 0o755)
+    os.chmod(conf, 0o644)
+    show = ('echo "task $SLURM_PROCID $GENIE_ROLE $GENIE_PHASES phase=$GENIE_PHASE '
+            'rank=$GENIE_PHASE_RANK gpu=$CUDA_VISIBLE_DEVICES dir=$GENIE_CHECKPOINT_DIR '
+            'steps=$GENIE_CHECKPOINT_EVERY_STEPS s=$GENIE_CHECKPOINT_EVERY_S '
+            'keep=$GENIE_CHECKPOINT_KEEP grace=$GENIE_TERM_GRACE_S"')
+    base = ["srun", "--genie-phases=prefill:1,decode:1+1", "-t", "2", "-J", "genie-spares"]
+    steps = [
+        (base + [f"--genie-config={conf}", "sh", "-c", show], "/scratch/cfg-ckpt",
+         "steps=5 s=1.5 keep=3 grace=90"),
+        (base + [f"--genie-config={conf}", "--genie-checkpoint-dir=/scratch/flag", "sh", "-c",
+                 show], "/scratch/flag", "steps=5 s=1.5 keep=3 grace=90"),
+        (base + ["sh", "-c", show], "", "steps= s= keep= grace="),
+    ]
+    print("checks: srun --genie-phases=prefill:1,decode:1+1 (no -n: the cli_filter sizes it "
+          "to 4 tasks and 3 GPUs) starts the driver, prefill slice 0 and decode slices 0 and 1 "
+          "(the spare), each executor with its own GPU; GENIE_PHASES keeps the '+1'; the "
+          "checkpoint group of --genie-config reaches every task (GENIE_CHECKPOINT_DIR: "
+          "--genie-checkpoint-dir over the config's dir); without it nothing is set")
+    want_roles = {0: ("driver", "", ""), 1: ("executor", "prefill", "0"),
+                  2: ("executor", "decode", "0"), 3: ("executor", "decode", "1")}
+    # srun passes the caller's environment on: none of these may come from it
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GENIE_CHECKPOINT_", "GENIE_TERM_GRACE_S", "GENIE_RESTORE_DIR"))}
+    for argv, ckpt_dir, policy in steps:
+        r = run(argv, timeout=120, env=env, job_name="genie-spares")
+        tasks = {}
+        for line in r.out.splitlines():
+            parts = line.split()
+            if len(parts) >= 4 and parts[0] == "task":
+                # "task ID ROLE SPEC key=value ...", empty values included
+                tasks[int(parts[1])] = (parts[2], parts[3],
+                                        dict(p.split("=", 1) for p in parts[4:] if "=" in p))
+        problems = []
+        if r.rc != 0:
+            problems.append(f"exit {'timeout' if r.timed_out else r.rc}")
+        roles = {t: (v[0], v[2].get("phase"), v[2].get("rank")) for t, v in tasks.items()}
+        if roles != want_roles:
+            problems.append(f"tasks (role, phase, slice) {roles}, want {want_roles}")
+        if any(v[1] != "prefill:1,decode:1+1" for v in tasks.values()):
+            problems.append("GENIE_PHASES is not prefill:1,decode:1+1 in every task")
+        gpus = [tasks[t][2].get("gpu", "") for t in (1, 2, 3) if t in tasks]
+        if len(set(gpus)) != 3 or not all(re.fullmatch(r"\d+", g) for g in gpus):
+            problems.append(f"the executors' CUDA_VISIBLE_DEVICES {gpus}: want one each, "
+                            "all different")
+        want_env = dict(p.split("=", 1) for p in f"dir={ckpt_dir} {policy}".split(" "))
+        for t, v in sorted(tasks.items()):
+            got = {k: v[2].get(k) for k in want_env}
+            if got != want_env:
+                problems.append(f"task {t}: checkpoint settings {got}, want {want_env}")
+        if problems:
+            r.show(shlex.join(argv))
+            for p in problems:
+                print(f"  problem: {p}")
+            return fail(f"spare slice / checkpoint settings: {'; '.join(problems)}")
+        print(f"  {shlex.join(a for a in argv if a.startswith('--genie-'))}: 4 tasks, executor "
+              f"GPUs {gpus}, dir={ckpt_dir!r} {policy}")
+    return ok_line("a spare slice is a task with its own GPU; the checkpoint policy reaches "
+                   "every task")
+
+
 def case_generate(tmp):
     argv = ["srun", "--genie-phases=prefill:2,decode:1", "-t", "5", "-J", "genie-generate",
             "python", "jobs/examples/generate.py", "--check", "--stats"]
@@ -531,6 +603,7 @@ CASES = {
     "launch_in_allocation": case_launch_in_allocation,
     "cpu_only": case_cpu_only,
     "restore": case_restore,
+    "spares_env": case_spares_env,
 }
 
 

@@ -1,6 +1,7 @@
 /*
  * Unit tests of the phase-spec parser (genie/phase_spec.h): good specs with
- * their entries, totals and canonical text; every kind of bad spec from a
+ * their entries, spare slices, totals and canonical text (spares counted in
+ * the slices, "+S" written only when S > 0); every kind of bad spec from a
  * table, each of which must fail with a negative status and a one-line
  * "genie: " message naming what was wrong, recorded in genie_last_error()
  * too, and must leave the output untouched (it is filled with a sentinel
@@ -23,6 +24,7 @@
 static const char *const llm_phases[] = { "prefill", "decode", NULL };
 static const genie_phase_limits_t llm_limits = { llm_phases, 0 };
 static const genie_phase_limits_t max9 = { NULL, 9 };
+static const genie_phase_limits_t max2 = { NULL, 2 };
 
 /* ---- good specs ------------------------------------------------------------ */
 
@@ -30,22 +32,31 @@ typedef struct good_case {
     const char *spec;
     uint32_t    n;
     const char *names[4];
-    uint32_t    slices[4];
+    uint32_t    slices[4];   /* totals, spares included */
+    uint32_t    spares[4];
     uint32_t    total;
     const char *canonical;
 } good_case_t;
 
 static const good_case_t good[] = {
-    { "prefill:8,decode:1", 2, { "prefill", "decode" }, { 8, 1 }, 9, "prefill:8,decode:1" },
-    { "llm_prefill:4096", 1, { "llm_prefill" }, { 4096 }, 4096, "llm_prefill:4096" },
-    { "vision:3,prefill:2,decode:1", 3, { "vision", "prefill", "decode" }, { 3, 2, 1 }, 6,
-      "vision:3,prefill:2,decode:1" },
-    { "a:1", 1, { "a" }, { 1 }, 1, "a:1" },
-    { "prefill:1,decode:2+1", 2, { "prefill", "decode" }, { 1, 3 }, 4, "prefill:1,decode:2+1" },
-    { "decode:1+0", 1, { "decode" }, { 1 }, 1, "decode:1" },           /* +0 is no spare */
-    { "p2_x:007", 1, { "p2_x" }, { 7 }, 7, "p2_x:7" },   /* leading zeros are decimal */
-    { "abcdefghijklmnopqrstuvwxyz01234:1", 1, { "abcdefghijklmnopqrstuvwxyz01234" }, { 1 }, 1,
-      "abcdefghijklmnopqrstuvwxyz01234:1" },              /* 31 bytes: the longest name */
+    { "prefill:8,decode:1", 2, { "prefill", "decode" }, { 8, 1 }, { 0, 0 }, 9,
+      "prefill:8,decode:1" },
+    { "llm_prefill:4096", 1, { "llm_prefill" }, { 4096 }, { 0 }, 4096, "llm_prefill:4096" },
+    { "vision:3,prefill:2,decode:1", 3, { "vision", "prefill", "decode" }, { 3, 2, 1 },
+      { 0, 0, 0 }, 6, "vision:3,prefill:2,decode:1" },
+    { "a:1", 1, { "a" }, { 1 }, { 0 }, 1, "a:1" },
+    { "decode:2+1", 1, { "decode" }, { 3 }, { 1 }, 3, "decode:2+1" },
+    { "prefill:1,decode:2+1", 2, { "prefill", "decode" }, { 1, 3 }, { 0, 1 }, 4,
+      "prefill:1,decode:2+1" },
+    { "prefill:4+4,decode:1+2", 2, { "prefill", "decode" }, { 8, 3 }, { 4, 2 }, 11,
+      "prefill:4+4,decode:1+2" },
+    { "decode:1+0", 1, { "decode" }, { 1 }, { 0 }, 1, "decode:1" },    /* +0 is no spare */
+    { "decode:02+003", 1, { "decode" }, { 5 }, { 3 }, 5, "decode:2+3" },
+    { "decode:4095+1", 1, { "decode" }, { 4096 }, { 1 }, 4096, "decode:4095+1" },
+    { "decode:1+4095", 1, { "decode" }, { 4096 }, { 4095 }, 4096, "decode:1+4095" },
+    { "p2_x:007", 1, { "p2_x" }, { 7 }, { 0 }, 7, "p2_x:7" },   /* leading zeros are decimal */
+    { "abcdefghijklmnopqrstuvwxyz01234:1", 1, { "abcdefghijklmnopqrstuvwxyz01234" }, { 1 },
+      { 0 }, 1, "abcdefghijklmnopqrstuvwxyz01234:1" },   /* 31 bytes: the longest name */
 };
 
 static void test_good_specs(void **state)
@@ -62,6 +73,7 @@ static void test_good_specs(void **state)
         for (uint32_t i = 0; i < s.n; i++) {
             assert_string_equal(s.entry[i].name, good[k].names[i]);
             assert_int_equal(s.entry[i].slices, good[k].slices[i]);
+            assert_int_equal(s.entry[i].spares, good[k].spares[i]);
         }
         assert_int_equal(genie_phase_spec_format(&s, text, sizeof(text)), GENIE_OK);
         assert_string_equal(text, good[k].canonical);
@@ -98,6 +110,27 @@ static void test_sixteen_entries(void **state)
     assert_string_equal(text, spec);
 }
 
+/* The longest canonical text: 16 entries of 31-byte names with 4-digit
+ * counts and spares (the formatter's own buffer is sized for exactly this). */
+static void test_longest_text(void **state)
+{
+    char spec[1024] = "", text[1024];
+    genie_phase_spec_t s;
+
+    (void)state;
+    for (int i = 0; i < 16; i++) {
+        char e[64];
+        snprintf(e, sizeof(e), "%sphase_with_a_long_name_numbr_%c%c:1000+1000", i ? "," : "",
+                 '0' + i / 10, '0' + i % 10);
+        strcat(spec, e);
+    }
+    assert_int_equal(strlen(spec), 16 * (31 + 1 + 9 + 1) - 1);
+    assert_int_equal(genie_phase_spec_parse(spec, NULL, &s, NULL, 0), GENIE_OK);
+    assert_int_equal(s.total_slices, 16 * 2000);
+    assert_int_equal(genie_phase_spec_format(&s, text, sizeof(text)), GENIE_OK);
+    assert_string_equal(text, spec);
+}
+
 /* ---- bad specs --------------------------------------------------------------- */
 
 typedef struct bad_case {
@@ -113,12 +146,21 @@ static const bad_case_t bad[] = {
     { "prefill:x", NULL, "slice count 'x', which is not a plain decimal number" },
     { "prefill:-1", NULL, "negative slice count '-1'" },
     { "prefill:+1", NULL, "phase 'prefill' has no slice count before '+'" },
+    { "decode:+1", NULL, "phase 'decode' has no slice count before '+'" },
     { "decode:1+", NULL, "phase 'decode' has nothing after '+'" },
     { "decode:1+x", NULL, "spare count '1+x', which is not a plain decimal number" },
     { "decode:1+-1", NULL, "bad character '-'" },
+    { "decode:1+ 1", NULL, "bad character ' '" },
     { "decode:4096+1", NULL, "which is too large; at most 4096 per phase (spares included)" },
+    { "decode:2048+2049", NULL, "asks for 2048+2049 slices, which is too large" },
+    { "decode:1+4097", NULL, "asks for 1+4097 slices, which is too large" },
     { "decode:1+99999999999", NULL, "too large" },
+    { "decode:1+4294967297", NULL, "too large" },   /* 2^32 + 1 must not wrap to 1 */
+    { "decode:99999999999+1", NULL, "too large" },
     { "decode:1+1+1", NULL, "bad character '+'" },
+    { "decode:1++1", NULL, "bad character '+'" },
+    { "vision:0+1", NULL, "phase 'vision' has 0 slices" },   /* spares do not replace count */
+    { "decode:2+1", &max2, "asks for 3 slices in total, more than the 2 available" },
     { "prefill:0", NULL, "phase 'prefill' has 0 slices" },
     { "decode:00", NULL, "phase 'decode' has 0 slices" },
     { "prefill:4097", NULL, "asks for 4097 slices, which is too large" },
@@ -270,6 +312,15 @@ static void test_format_limits(void **state)
     assert_int_equal(genie_phase_spec_format(&s, buf, sizeof(buf)), GENIE_ERR_INVALID);
     s.n = 17;
     assert_int_equal(genie_phase_spec_format(&s, buf, sizeof(buf)), GENIE_ERR_INVALID);
+    /* Spares must leave at least one active slice. */
+    assert_int_equal(genie_phase_spec_parse("decode:2+1", NULL, &s, NULL, 0), GENIE_OK);
+    s.entry[0].spares = 3;
+    memset(buf, 'Z', sizeof(buf));
+    assert_int_equal(genie_phase_spec_format(&s, buf, sizeof(buf)), GENIE_ERR_INVALID);
+    assert_int_equal(buf[0], 'Z');
+    s.entry[0].spares = 2;
+    assert_int_equal(genie_phase_spec_format(&s, buf, sizeof(buf)), GENIE_OK);
+    assert_string_equal(buf, "decode:1+2");
 }
 
 int main(void)
@@ -278,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_good_specs),
         cmocka_unit_test(test_limits_accept),
         cmocka_unit_test(test_sixteen_entries),
+        cmocka_unit_test(test_longest_text),
         cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_bad_messages_distinct),
         cmocka_unit_test(test_null_arguments),

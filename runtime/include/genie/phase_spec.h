@@ -8,10 +8,13 @@
  *           entry = name ":" count [ "+" spares ]
  *           name  = [a-z] *[a-z0-9_]      (1..GENIE_PHASE_NAME_MAX bytes)
  *           count = 1*DIGIT               (decimal, value 1..GENIE_PHASE_MAX_SLICES)
- *           spares = 1*DIGIT              (decimal; count + spares <= GENIE_PHASE_MAX_SLICES)
- * Spare slices ("decode:2+1") are started like the others but take no work
- * until a slice of their phase is lost (in-job recovery).
- * No spaces, signs, empty entries or trailing comma; each name at most once;
+ *           spares = 1*DIGIT              (decimal, value 0..GENIE_PHASE_MAX_SLICES - 1;
+ *                                          count + spares <= GENIE_PHASE_MAX_SLICES)
+ * Spare slices ("decode:2+1": 3 decode slices, the last one a spare) are
+ * started like the others but take no work until a slice of their phase is
+ * lost (in-job recovery).  "+0" is accepted and means no spare.
+ * No spaces, signs (the one '+' separates count and spares), empty entries
+ * or trailing comma; each name at most once;
  * at most GENIE_PHASE_SPEC_MAX_ENTRIES entries.
  */
 #ifndef GENIE_PHASE_SPEC_H
@@ -43,14 +46,16 @@ typedef struct genie_phase_limits {
     uint32_t           max_slices; /* 0 = no limit on the sum */
 } genie_phase_limits_t;
 
-/* Parse "NAME:N[,NAME:N...]".  limits may be NULL.  On error returns a negative
+/* Parse "NAME:N[+S][,NAME:N[+S]...]"; each entry's slices is N + S (what
+ * tasks, ranks and GPUs are counted by) and its spares S ("+0" is no spare).
+ * limits may be NULL; its max_slices limits the sum of those totals.  On error returns a negative
  * status and writes a one-line message starting "genie: " into err (size
  * errlen; err may be NULL or errlen 0, longer messages are truncated), also
  * recorded with genie_set_error; *spec_p is written only on success. */
 genie_status_t genie_phase_spec_parse(const char *spec, const genie_phase_limits_t *limits,
                                       genie_phase_spec_t *spec_p, char *err, size_t errlen);
 
-/* Canonical text form "prefill:8,decode:1" into buf (size len, NUL included);
+/* Canonical text form "prefill:8,decode:2+1" ("+S" only where S > 0) into buf (size len, NUL included);
  * GENIE_ERR_INVALID, buf untouched, if it does not fit or spec is malformed. */
 genie_status_t genie_phase_spec_format(const genie_phase_spec_t *spec, char *buf, size_t len);
 
