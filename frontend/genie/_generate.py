@@ -272,6 +272,8 @@ def _snapshot(s):
 
 def _rollback(s):
     """Back to the state before the uncommitted step."""
+    if s.snap is None:
+        return
     layers, s.nxt, s.ids, gen = s.snap
     for layer, saved in layers:
         vars(layer).clear()
@@ -300,6 +302,11 @@ def _capture_step(model, s, do_sample, temperature, top_k):
 
 
 def _finish_step(s, on_token, eos_token_id):
+    # The previous state is dropped before the bind, so that the session
+    # owns exactly the new cache (the old objects are freed by the bind).
+    # A bind that fails leaves the step uncommitted: the next round finds
+    # the stream's state on a lost rank and rebuilds it to its last step.
+    s.snap = None
     RUNTIME.bind_session(s.session, [t._value for t in cache_tensors(s.cache)],
                          [s.nxt._value] if isinstance(s.nxt, RemoteTensor) else [])
     host = s.host
@@ -313,7 +320,6 @@ def _finish_step(s, on_token, eos_token_id):
                       CHECKPOINTS.stats["last_epoch"] or 0))
     s.tokens.append(host)
     s.committed = True
-    s.snap = None
     if on_token is not None:
         on_token(s.index, s.step, host.tolist(), s.session)
     s.step += 1
@@ -341,13 +347,16 @@ def _recover_round(model, active, err, sampling, on_token, eos_token_id):
     their step; a stream whose state is intact finishes its step (or is
     rolled back to redo it next round); a stream whose state was on the lost
     executor is rebuilt on a live one from its last checkpoint and lineage."""
-    _say(f"{err}; recovering its sessions")
     RUNTIME.discard_pending(err)
-    pending = [s for s in active if not s.committed and s.snap is not None]
+    if not _can_recover():
+        raise err
+    _say(f"{err}; recovering its sessions")
+    pending = [s for s in active if not s.committed and
+               (s.snap is not None or _on_lost_rank(s))]
     while pending:
         s = pending.pop(0)
         try:
-            if _on_lost_rank(s):
+            if s.snap is None or _on_lost_rank(s):      # (None: a recovery cut short)
                 _recover_stream(model, s, sampling)
             elif isinstance(s.nxt, RemoteTensor) and s.nxt._value.state in (INFLIGHT, RESIDENT) \
                     and s.nxt is not s.snap[1]:
@@ -356,9 +365,18 @@ def _recover_round(model, active, err, sampling, on_token, eos_token_id):
             else:
                 _rollback(s)
         except ExecutorLostError as e:     # another loss while recovering: again
-            _say(f"{e}; recovering its sessions")
             RUNTIME.discard_pending(e)
+            if not _can_recover():
+                raise
+            _say(f"{e}; recovering its sessions")
             pending.insert(0, s)
+
+
+def _can_recover():
+    """A live executor (a spare included) is left in the group sessions are
+    recovered to."""
+    group = RUNTIME._served_group("llm_decode") or next(iter(RUNTIME.groups))
+    return any(RUNTIME.ranks[r].lost is None for r in RUNTIME.groups[group])
 
 
 def _recover_stream(model, s, sampling):
