@@ -533,7 +533,6 @@ hid_t ckpt_dset_create_direct(hid_t loc, const char *name, hid_t type, int nd, c
     }
     for (;;) {
         uint32_t sum;
-        int      i;
 
         gather_chunk(nd, dims, chunk, pos, elsize, data, stage->buf);
         sum = ckpt_fletcher32(stage->buf, cbytes);
@@ -545,14 +544,7 @@ hid_t ckpt_dset_create_direct(hid_t loc, const char *name, hid_t type, int nd, c
             d = -1;
             break;
         }
-        for (i = nd - 1; i >= 0; i--) {
-            pos[i] += chunk[i];
-            if (pos[i] < dims[i]) {
-                break;
-            }
-            pos[i] = 0;
-        }
-        if (i < 0) {
+        if (!ckpt_next_chunk(nd, dims, chunk, pos)) {
             break;
         }
     }
@@ -813,4 +805,16 @@ genie_status_t ckpt_fsync_path(const char *path, int is_dir)
         return genie_set_error(GENIE_ERR_IO, "genie: checkpoint %s: close: %s", path, strerror(errno));
     }
     return GENIE_OK;
+}
+
+int ckpt_next_chunk(int nd, const hsize_t *dims, const hsize_t *chunk, hsize_t *pos)
+{
+    for (int i = nd - 1; i >= 0; i--) {      /* the last dimension moves fastest */
+        pos[i] += chunk[i];
+        if (pos[i] < dims[i]) {
+            return 1;
+        }
+        pos[i] = 0;
+    }
+    return 0;
 }

@@ -147,4 +147,8 @@ hid_t ckpt_open_ro(const char *path);
 /* open(2) + fsync + close of a file or directory. */
 genie_status_t ckpt_fsync_path(const char *path, int is_dir);
 
+/* Advance pos (the first element of a chunk) to the next chunk of a dataset
+ * with dims and chunk dims, in row-major order; 0 after the last one. */
+int ckpt_next_chunk(int nd, const hsize_t *dims, const hsize_t *chunk, hsize_t *pos);
+
 #endif

@@ -103,16 +103,7 @@ static genie_status_t read_chunks(verify_ctx_t *v, hid_t d, const char *dpath)
         }
         H5Sclose(ms);
         ms = -1;
-        /* next chunk: the last dim moves fastest */
-        int i = nd - 1;
-        for (; i >= 0; i--) {
-            pos[i] += chunk[i];
-            if (pos[i] < dims[i]) {
-                break;
-            }
-            pos[i] = 0;
-        }
-        if (i < 0) {
+        if (!ckpt_next_chunk(nd, dims, chunk, pos)) {
             break;
         }
     }
