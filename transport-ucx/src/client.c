@@ -564,16 +564,34 @@ genie_status_t genie_client_session_info(genie_client_t *c, int32_t rank, uint64
     return session_call(c, rank, GENIE_MSG_SESSION_INFO, session, n_p, bytes_p);
 }
 
+/* | bytes u64 | seconds f64 | : the reply of HANDOFF, CHECKPOINT and RESTORE. */
+static genie_status_t bytes_seconds_reply(genie_ucx_msg_t *m, const char *what, uint64_t *bytes_p,
+                                          double *seconds_p)
+{
+    genie_wire_reader_t r;
+    uint64_t            bytes;
+    double              secs;
+    genie_status_t      st;
+
+    genie_wire_r_init(&r, m->payload, m->len, what);
+    bytes = genie_wire_r_u64(&r);
+    secs  = genie_wire_r_f64(&r);
+    st    = genie_wire_r_done(&r);
+    genie_ucx_msg_free(m);
+    if (st == GENIE_OK) {
+        *bytes_p   = bytes;
+        *seconds_p = secs;
+    }
+    return st;
+}
+
 genie_status_t genie_client_handoff(genie_client_t *c, int32_t src, int32_t dst, uint64_t session,
                                     const uint64_t *ids, uint32_t n, uint64_t *bytes_p,
                                     double *seconds_p)
 {
     genie_wire_writer_t w;
-    genie_wire_reader_t r;
     genie_ucx_msg_t    *m = NULL;
     genie_status_t      st;
-    uint64_t            bytes;
-    double              secs;
 
     if ((st = check_rank(c, dst)) != GENIE_OK) {
         return st;
@@ -586,16 +604,7 @@ genie_status_t genie_client_handoff(genie_client_t *c, int32_t src, int32_t dst,
     if ((st = call_w(c, src, GENIE_MSG_HANDOFF, &w, &m)) != GENIE_OK) {
         return st;
     }
-    genie_wire_r_init(&r, m->payload, m->len, "HANDOFF reply");
-    bytes = genie_wire_r_u64(&r);
-    secs  = genie_wire_r_f64(&r);
-    st = genie_wire_r_done(&r);
-    genie_ucx_msg_free(m);
-    if (st == GENIE_OK) {
-        *bytes_p   = bytes;
-        *seconds_p = secs;
-    }
-    return st;
+    return bytes_seconds_reply(m, "HANDOFF reply", bytes_p, seconds_p);
 }
 
 genie_status_t genie_client_stats(genie_client_t *c, int32_t rank,
@@ -640,27 +649,6 @@ genie_status_t genie_client_stats(genie_client_t *c, int32_t rank,
     }
     st = genie_wire_r_done(&r);
     genie_ucx_msg_free(m);
-    return st;
-}
-
-/* | bytes u64 | seconds f64 | : the reply of CHECKPOINT and RESTORE. */
-static genie_status_t bytes_seconds_reply(genie_ucx_msg_t *m, const char *what, uint64_t *bytes_p,
-                                          double *seconds_p)
-{
-    genie_wire_reader_t r;
-    uint64_t            bytes;
-    double              secs;
-    genie_status_t      st;
-
-    genie_wire_r_init(&r, m->payload, m->len, what);
-    bytes = genie_wire_r_u64(&r);
-    secs  = genie_wire_r_f64(&r);
-    st    = genie_wire_r_done(&r);
-    genie_ucx_msg_free(m);
-    if (st == GENIE_OK) {
-        *bytes_p   = bytes;
-        *seconds_p = secs;
-    }
     return st;
 }
 
