@@ -516,10 +516,11 @@ hid_t ckpt_dset_create_direct(hid_t loc, const char *name, hid_t type, int nd, c
         cbytes *= chunk[i];
     }
     if (stage->cap < cbytes + 4) {
-        uint8_t *nb = realloc(stage->buf, cbytes + 4);
-        if (nb == NULL) {
+        void *nb = NULL;
+        if (posix_memalign(&nb, CKPT_DIRECT_ALIGN, cbytes + 4) != 0) {
             return -1;
         }
+        free(stage->buf);
         stage->buf = nb;
         stage->cap = cbytes + 4;
     }

@@ -39,6 +39,7 @@
 #define CKPT_MAX_KV_BYTES    (1ULL << 40)    /* one KV tensor                  */
 #define CKPT_CHUNK_BYTES     (4u << 20)      /* a writer's chunks are at most this */
 #define CKPT_MAX_CHUNK_BYTES (64u << 20)     /* a reader accepts chunks up to this */
+#define CKPT_DIRECT_ALIGN    4096u           /* O_DIRECT: file offsets, lengths, buffers */
 
 /* Once per process: H5open; once per thread: no automatic error printing. */
 void ckpt_h5_init(void);
@@ -85,7 +86,9 @@ hid_t ckpt_dset_create(hid_t loc, const char *name, hid_t type, int nd, const hs
                        const void *data);
 
 /* A staging buffer for ckpt_dset_create_direct, reused across datasets
- * (allocated on first use, freed by ckpt_stage_free). */
+ * (allocated on first use, CKPT_DIRECT_ALIGN-aligned so that the chunk can
+ * go to the disk without the page cache (ckpt_vfd.c); freed by
+ * ckpt_stage_free). */
 typedef struct ckpt_stage {
     uint8_t *buf;
     size_t   cap;
@@ -102,6 +105,13 @@ void ckpt_stage_free(ckpt_stage_t *st);
  * be NULL; no dim may be 0. */
 hid_t ckpt_dset_create_direct(hid_t loc, const char *name, hid_t type, int nd, const hsize_t *dims,
                               const void *data, ckpt_stage_t *stage);
+
+/* ---- the writer's file driver (ckpt_vfd.c) ------------------------------------ */
+
+/* Make fapl use the writer's driver: sec2's file, with large raw-data
+ * writes sent with O_DIRECT (GENIE_CKPT_DIRECT=0: never); its totals are
+ * genie_ckpt_io_stats().  0 or -1. */
+int ckpt_vfd_set(hid_t fapl);
 
 /* HDF5's Fletcher32 (H5_checksum_fletcher32: 16-bit big-endian words, an
  * odd last byte as the high byte of a word, sums mod 65535 kept as

@@ -78,7 +78,8 @@ static genie_status_t commit_begin(commit_t *c, const char *path)
     }
     if ((fapl = H5Pcreate(H5P_FILE_ACCESS)) < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
         H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST) < 0 ||
-        H5Pset_alignment(fapl, 64 << 10, 4 << 10) < 0 || H5Pset_meta_block_size(fapl, META_BLOCK) < 0
+        H5Pset_alignment(fapl, 64 << 10, CKPT_DIRECT_ALIGN) < 0 || H5Pset_meta_block_size(fapl, META_BLOCK) < 0 ||
+        ckpt_vfd_set(fapl) < 0
 #if H5_VERSION_GE(1, 10, 7)
         || H5Pset_file_locking(fapl, 0, 1) < 0
 #endif

@@ -1,0 +1,399 @@
+/*
+ * The rank-file writer's HDF5 file driver: HDF5's "sec2" (one POSIX file,
+ * pread/pwrite) plus a second descriptor on the same file opened with
+ * O_DIRECT, through which the KV chunks go.
+ *
+ * Why: a checkpoint is hundreds of MB written once and not read back in
+ * this job.  Through the page cache every byte is copied once more and
+ * needs a fresh page (on a VM whose free memory is handed back to the host,
+ * a fresh page is a host page fault: writes then crawl at a fifth of the
+ * disk's speed), and the file evicts what the node had cached.  A direct
+ * write moves the chunk from the writer's staging buffer to the device.
+ *
+ * What goes direct: raw-data writes (H5FD_MEM_DRAW) of at least
+ * DIRECT_MIN bytes, the part of them that covers whole CKPT_DIRECT_ALIGN
+ * pages of the file and starts at an equally aligned place in the caller's
+ * buffer.  The rest (metadata, the chunk's 4-byte checksum tail, small
+ * datasets) is written through the page cache.  No page of the file is
+ * written both ways: HDF5 never gives two objects the same bytes, and a
+ * direct write only covers pages lying wholly inside one chunk.  The
+ * kernel keeps the two descriptors coherent (a direct write flushes and
+ * drops cached pages of its own range).  The bytes on disk are exactly
+ * those sec2 would write.
+ *
+ * Where O_DIRECT is refused (tmpfs before Linux 6.6, some FUSE or network
+ * file systems: open or the first write fails with EINVAL), or with
+ * GENIE_CKPT_DIRECT=0, everything goes through the page cache and the
+ * writer starts the disk writeback every CKPT_WRITEBACK_BYTES
+ * (sync_file_range) so that the final fsync does not wait for it all.
+ * The first time a process falls back it says so on stderr in one line.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "ckpt_h5.h"
+
+#if H5_VERSION_GE(1, 13, 2)
+#include <H5FDdevelop.h>
+/* An id from the range HDF5 leaves to drivers that are not registered with it. */
+#define CKPT_VFD_VALUE 590
+#endif
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DIRECT_MIN           (64u << 10)
+#define CKPT_WRITEBACK_BYTES (16u << 20)
+/* Largest file address: off_t is signed 64-bit. */
+#define VFD_MAXADDR          ((haddr_t)INT64_MAX)
+
+typedef struct vfd_file {
+    H5FD_t   pub;          /* HDF5's part; must be first */
+    int      fd;           /* O_RDWR: metadata, unaligned pieces, reads */
+    int      dfd;          /* O_WRONLY | O_DIRECT on the same file, or -1 */
+    haddr_t  eoa;          /* end of HDF5's allocated space */
+    haddr_t  eof;          /* end of what this driver wrote or found */
+    size_t   unkicked;     /* raw bytes written through the cache since the last writeback kick */
+    dev_t    dev;
+    ino_t    ino;
+} vfd_file_t;
+
+static hid_t            vfd_id = -1;
+static pthread_once_t   vfd_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t  vfd_lock = PTHREAD_MUTEX_INITIALIZER;
+static int              vfd_warned;
+static genie_ckpt_io_stats_t vfd_totals;
+
+static void count(uint64_t direct, uint64_t cached, uint64_t fallbacks)
+{
+    pthread_mutex_lock(&vfd_lock);
+    vfd_totals.direct_bytes += direct;
+    vfd_totals.cached_bytes += cached;
+    vfd_totals.fallbacks += fallbacks;
+    pthread_mutex_unlock(&vfd_lock);
+}
+
+/* The one line a process prints when it first writes without O_DIRECT. */
+static void fall_back(vfd_file_t *f, const char *why, int err)
+{
+    int say;
+
+    if (f->dfd >= 0) {
+        close(f->dfd);
+        f->dfd = -1;
+    }
+    pthread_mutex_lock(&vfd_lock);
+    say = !vfd_warned;
+    vfd_warned = 1;
+    vfd_totals.fallbacks++;
+    pthread_mutex_unlock(&vfd_lock);
+    if (say) {
+        fprintf(stderr, "genie: checkpoint: %s (%s): writing checkpoints through the page cache\n", why,
+                strerror(err));
+    }
+}
+
+static int direct_wanted(void)
+{
+    const char *v = getenv("GENIE_CKPT_DIRECT");
+
+    return v == NULL || strcmp(v, "0") != 0;
+}
+
+static H5FD_t *vfd_open(const char *name, unsigned flags, hid_t fapl, haddr_t maxaddr)
+{
+    vfd_file_t *f;
+    struct stat sb;
+    int         oflags = O_RDWR | O_CLOEXEC;
+
+    (void)fapl;
+    if (name == NULL || *name == '\0' || maxaddr == 0 || maxaddr == HADDR_UNDEF || maxaddr > VFD_MAXADDR) {
+        return NULL;
+    }
+    if (!(flags & H5F_ACC_RDWR)) {
+        return NULL;            /* a writer's driver: readers open files with sec2 */
+    }
+    oflags |= (flags & H5F_ACC_TRUNC) ? O_TRUNC : 0;
+    oflags |= (flags & H5F_ACC_CREAT) ? O_CREAT : 0;
+    oflags |= (flags & H5F_ACC_EXCL) ? O_EXCL : 0;
+    if ((f = calloc(1, sizeof(*f))) == NULL) {
+        return NULL;
+    }
+    if ((f->fd = open(name, oflags, 0666)) < 0) {
+        /* HDF5 reports its own "unable to open file"; errno says why */
+        free(f);
+        return NULL;
+    }
+    if (fstat(f->fd, &sb) != 0) {
+        close(f->fd);
+        free(f);
+        return NULL;
+    }
+    f->eof = (haddr_t)sb.st_size;
+    f->dev = sb.st_dev;
+    f->ino = sb.st_ino;
+    f->dfd = -1;
+    if (direct_wanted()) {
+        if ((f->dfd = open(name, O_WRONLY | O_DIRECT | O_CLOEXEC)) < 0) {
+            fall_back(f, "the file system refuses O_DIRECT", errno);
+        }
+    }
+    return &f->pub;
+}
+
+static herr_t vfd_close(H5FD_t *file)
+{
+    vfd_file_t *f = (vfd_file_t *)file;
+    int         bad = 0;
+
+    if (f->dfd >= 0) {
+        bad |= close(f->dfd) != 0;
+    }
+    bad |= close(f->fd) != 0;
+    free(f);
+    return bad ? -1 : 0;
+}
+
+static int vfd_cmp(const H5FD_t *a, const H5FD_t *b)
+{
+    const vfd_file_t *x = (const vfd_file_t *)a, *y = (const vfd_file_t *)b;
+
+    if (x->dev != y->dev) {
+        return x->dev < y->dev ? -1 : 1;
+    }
+    if (x->ino != y->ino) {
+        return x->ino < y->ino ? -1 : 1;
+    }
+    return 0;
+}
+
+/* The features sec2 announces: metadata is gathered into blocks and
+ * accumulated, small raw data aggregated (META_BLOCK in ckpt_write.c). */
+static herr_t vfd_query(const H5FD_t *file, unsigned long *flags)
+{
+    (void)file;
+    *flags = H5FD_FEAT_AGGREGATE_METADATA | H5FD_FEAT_ACCUMULATE_METADATA | H5FD_FEAT_DATA_SIEVE |
+             H5FD_FEAT_AGGREGATE_SMALLDATA | H5FD_FEAT_POSIX_COMPAT_HANDLE |
+             H5FD_FEAT_DEFAULT_VFD_COMPATIBLE;
+    return 0;
+}
+
+static haddr_t vfd_get_eoa(const H5FD_t *file, H5FD_mem_t type)
+{
+    (void)type;
+    return ((const vfd_file_t *)file)->eoa;
+}
+
+static herr_t vfd_set_eoa(H5FD_t *file, H5FD_mem_t type, haddr_t addr)
+{
+    (void)type;
+    ((vfd_file_t *)file)->eoa = addr;
+    return 0;
+}
+
+static haddr_t vfd_get_eof(const H5FD_t *file, H5FD_mem_t type)
+{
+    (void)type;
+    return ((const vfd_file_t *)file)->eof;
+}
+
+static herr_t vfd_get_handle(H5FD_t *file, hid_t fapl, void **handle)
+{
+    (void)fapl;
+    *handle = &((vfd_file_t *)file)->fd;
+    return 0;
+}
+
+static herr_t vfd_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf)
+{
+    vfd_file_t *f = (vfd_file_t *)file;
+    uint8_t    *p = buf;
+
+    (void)type, (void)dxpl;
+    if (addr == HADDR_UNDEF || addr + size < addr || addr + size > f->eoa) {
+        return -1;
+    }
+    while (size > 0) {
+        ssize_t n = pread(f->fd, p, size, (off_t)addr);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            return -1;
+        }
+        if (n == 0) {                   /* past the end of the file: zeros, as sec2 */
+            memset(p, 0, size);
+            break;
+        }
+        p += n, addr += (haddr_t)n, size -= (size_t)n;
+    }
+    return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t size, haddr_t addr)
+{
+    while (size > 0) {
+        ssize_t n = pwrite(fd, p, size, (off_t)addr);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        p += n, addr += (haddr_t)n, size -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Through the page cache; raw data starts its writeback every
+ * CKPT_WRITEBACK_BYTES. */
+static int write_cached(vfd_file_t *f, H5FD_mem_t type, const uint8_t *p, size_t size, haddr_t addr)
+{
+    if (write_all(f->fd, p, size, addr) != 0) {
+        return -1;
+    }
+    if (type == H5FD_MEM_DRAW) {
+        count(0, size, 0);
+        f->unkicked += size;
+        if (f->unkicked >= CKPT_WRITEBACK_BYTES) {
+            (void)sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+            f->unkicked = 0;
+        }
+    }
+    return 0;
+}
+
+/* The direct part of a raw write: [head, head + mid) of the request.  On
+ * EINVAL (an alignment this file system does not accept) the file falls
+ * back to the page cache for this and every later write. */
+static int write_direct(vfd_file_t *f, const uint8_t *p, size_t size, haddr_t addr)
+{
+    while (size > 0) {
+        ssize_t n = pwrite(f->dfd, p, size, (off_t)addr);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EINVAL) {
+            fall_back(f, "an O_DIRECT write was refused", errno);
+            return write_cached(f, H5FD_MEM_DRAW, p, size, addr);
+        }
+        if (n <= 0) {
+            return -1;
+        }
+        count((uint64_t)n, 0, 0);
+        p += n, addr += (haddr_t)n, size -= (size_t)n;
+        if (size % CKPT_DIRECT_ALIGN != 0) {     /* a short write left the grid: finish cached */
+            return write_cached(f, H5FD_MEM_DRAW, p, size, addr);
+        }
+    }
+    return 0;
+}
+
+static herr_t vfd_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, const void *buf)
+{
+    vfd_file_t    *f = (vfd_file_t *)file;
+    const uint8_t *p = buf;
+    haddr_t        end = addr + size;
+    size_t         head, mid;
+    int            rc = 0;
+
+    (void)dxpl;
+    if (addr == HADDR_UNDEF || end < addr || end > f->eoa) {
+        return -1;
+    }
+    head = (size_t)((CKPT_DIRECT_ALIGN - addr % CKPT_DIRECT_ALIGN) % CKPT_DIRECT_ALIGN);
+    if (type != H5FD_MEM_DRAW || f->dfd < 0 || size < DIRECT_MIN || head >= size ||
+        (uintptr_t)(p + head) % CKPT_DIRECT_ALIGN != 0) {
+        rc = write_cached(f, type, p, size, addr);
+    } else {
+        mid = (size - head) / CKPT_DIRECT_ALIGN * CKPT_DIRECT_ALIGN;
+        if (head > 0) {
+            rc = write_cached(f, type, p, head, addr);
+        }
+        if (rc == 0) {
+            rc = write_direct(f, p + head, mid, addr + head);
+        }
+        if (rc == 0 && head + mid < size) {
+            rc = write_cached(f, type, p + head + mid, size - head - mid, addr + head + mid);
+        }
+    }
+    if (rc != 0) {
+        return -1;
+    }
+    if (end > f->eof) {
+        f->eof = end;
+    }
+    return 0;
+}
+
+/* The file ends where HDF5's allocations end (as sec2). */
+static herr_t vfd_truncate(H5FD_t *file, hid_t dxpl, hbool_t closing)
+{
+    vfd_file_t *f = (vfd_file_t *)file;
+
+    (void)dxpl, (void)closing;
+    if (f->eoa == f->eof) {
+        return 0;
+    }
+    if (ftruncate(f->fd, (off_t)f->eoa) != 0) {
+        return -1;
+    }
+    f->eof = f->eoa;
+    return 0;
+}
+
+/* Entries left out are NULL: HDF5's defaults (no superblock driver info,
+ * no properties, its own allocator, no locking: ckpt_write.c turns file
+ * locking off). */
+static const H5FD_class_t vfd_class = {
+#if H5_VERSION_GE(1, 13, 2)
+    .version    = H5FD_CLASS_VERSION,
+    .value      = (H5FD_class_value_t)CKPT_VFD_VALUE,
+#endif
+    .name       = "genie_ckpt_direct",
+    .maxaddr    = VFD_MAXADDR,
+    .fc_degree  = H5F_CLOSE_WEAK,
+    .open       = vfd_open,
+    .close      = vfd_close,
+    .cmp        = vfd_cmp,
+    .query      = vfd_query,
+    .get_eoa    = vfd_get_eoa,
+    .set_eoa    = vfd_set_eoa,
+    .get_eof    = vfd_get_eof,
+    .get_handle = vfd_get_handle,
+    .read       = vfd_read,
+    .write      = vfd_write,
+    .truncate   = vfd_truncate,
+    .fl_map     = H5FD_FLMAP_DICHOTOMY,
+};
+
+static void vfd_register(void)
+{
+    vfd_id = H5FDregister(&vfd_class);
+}
+
+int ckpt_vfd_set(hid_t fapl)
+{
+    ckpt_h5_init();
+    pthread_once(&vfd_once, vfd_register);
+    if (vfd_id < 0) {
+        return -1;
+    }
+    return H5Pset_driver(fapl, vfd_id, NULL) < 0 ? -1 : 0;
+}
+
+void genie_ckpt_io_stats(genie_ckpt_io_stats_t *stats_p)
+{
+    pthread_mutex_lock(&vfd_lock);
+    *stats_p = vfd_totals;
+    pthread_mutex_unlock(&vfd_lock);
+}
