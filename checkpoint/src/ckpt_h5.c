@@ -442,14 +442,15 @@ uint32_t ckpt_fletcher32(const void *data, size_t len)
     return (uint32_t)((B == 0 ? 0xffff : B) << 16 | (A == 0 ? 0xffff : A));
 }
 
-/* Copy the part of the dataset's data (dims, row-major) that chunk `pos`
- * (element offsets, chunk dims `chunk`) covers into out, laid out as a
- * full chunk; what lies past the dataset's end is zero (HDF5 stores an
- * edge chunk whole). */
-static void gather_chunk(int nd, const hsize_t *dims, const hsize_t *chunk, const hsize_t *pos,
-                         size_t elsize, const uint8_t *data, uint8_t *out)
+/* Copy between a dataset's data (dims, row-major) and the chunk at `pos`
+ * (element offsets, chunk dims `chunk`) laid out as a full chunk: into the
+ * chunk (into_chunk = 1; what lies past the dataset's end is zeroed, as
+ * HDF5 stores an edge chunk whole) or back out of it (0; only the part
+ * inside the dataset is copied). */
+static void chunk_copy(int nd, const hsize_t *dims, const hsize_t *chunk, const hsize_t *pos, size_t elsize,
+                       uint8_t *data, uint8_t *cbuf, int into_chunk)
 {
-    hsize_t count[GENIE_MAX_DIMS], idx[GENIE_MAX_DIMS] = { 0 }, cbytes = elsize;
+    hsize_t count[GENIE_MAX_DIMS] = { 0 }, idx[GENIE_MAX_DIMS] = { 0 }, cbytes = elsize;
     int     whole = 1, inner_full = 1;
 
     for (int i = 0; i < nd; i++) {
@@ -464,14 +465,18 @@ static void gather_chunk(int nd, const hsize_t *dims, const hsize_t *chunk, cons
         for (int i = 1; i < nd; i++) {
             row *= dims[i];
         }
-        memcpy(out, data + pos[0] * row, count[0] * row);
+        if (!into_chunk) {
+            memcpy(data + pos[0] * row, cbuf, count[0] * row);
+            return;
+        }
+        memcpy(cbuf, data + pos[0] * row, count[0] * row);
         if (!whole) {
-            memset(out + count[0] * row, 0, cbytes - count[0] * row);
+            memset(cbuf + count[0] * row, 0, cbytes - count[0] * row);
         }
         return;
     }
-    if (!whole) {
-        memset(out, 0, cbytes);
+    if (into_chunk && !whole) {
+        memset(cbuf, 0, cbytes);
     }
     for (;;) {
         /* one run along the last dim, at chunk-local index idx[0..nd-2] */
@@ -482,7 +487,11 @@ static void gather_chunk(int nd, const hsize_t *dims, const hsize_t *chunk, cons
             src = src * dims[i] + pos[i] + (i < nd - 1 ? idx[i] : 0);
             dst = dst * chunk[i] + (i < nd - 1 ? idx[i] : 0);
         }
-        memcpy(out + dst * elsize, data + src * elsize, count[nd - 1] * elsize);
+        if (into_chunk) {
+            memcpy(cbuf + dst * elsize, data + src * elsize, count[nd - 1] * elsize);
+        } else {
+            memcpy(data + src * elsize, cbuf + dst * elsize, count[nd - 1] * elsize);
+        }
         for (i = nd - 2; i >= 0; i--) {
             if (++idx[i] < count[i]) {
                 break;
@@ -493,6 +502,23 @@ static void gather_chunk(int nd, const hsize_t *dims, const hsize_t *chunk, cons
             break;
         }
     }
+}
+
+/* Grow the stage to hold `bytes` (CKPT_DIRECT_ALIGN-aligned). */
+static int stage_reserve(ckpt_stage_t *stage, size_t bytes)
+{
+    void *nb = NULL;
+
+    if (stage->cap >= bytes) {
+        return 0;
+    }
+    if (posix_memalign(&nb, CKPT_DIRECT_ALIGN, bytes) != 0) {
+        return -1;
+    }
+    free(stage->buf);
+    stage->buf = nb;
+    stage->cap = bytes;
+    return 0;
 }
 
 hid_t ckpt_dset_create_direct(hid_t loc, const char *name, hid_t type, int nd, const hsize_t *dims,
@@ -515,14 +541,8 @@ hid_t ckpt_dset_create_direct(hid_t loc, const char *name, hid_t type, int nd, c
     for (int i = 0; i < nd; i++) {
         cbytes *= chunk[i];
     }
-    if (stage->cap < cbytes + 4) {
-        void *nb = NULL;
-        if (posix_memalign(&nb, CKPT_DIRECT_ALIGN, cbytes + 4) != 0) {
-            return -1;
-        }
-        free(stage->buf);
-        stage->buf = nb;
-        stage->cap = cbytes + 4;
+    if (stage_reserve(stage, cbytes + 4) != 0) {
+        return -1;
     }
     if ((sp = H5Screate_simple(nd, dims, NULL)) < 0 || (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
         (lcpl = H5Pcreate(H5P_LINK_CREATE)) < 0 || H5Pset_chunk(dcpl, nd, chunk) < 0 ||
@@ -535,7 +555,7 @@ hid_t ckpt_dset_create_direct(hid_t loc, const char *name, hid_t type, int nd, c
     for (;;) {
         uint32_t sum;
 
-        gather_chunk(nd, dims, chunk, pos, elsize, data, stage->buf);
+        chunk_copy(nd, dims, chunk, pos, elsize, (uint8_t *)data, stage->buf, 1);
         sum = ckpt_fletcher32(stage->buf, cbytes);
         for (int b = 0; b < 4; b++) {
             stage->buf[cbytes + b] = (uint8_t)(sum >> (8 * b));     /* little-endian, as HDF5 stores it */
@@ -678,6 +698,70 @@ genie_status_t ckpt_dset_read(hid_t d, const char *file, const char *dpath, hid_
     return GENIE_OK;
 }
 
+/* HDF5's reader also accepts a Fletcher32 whose 16-bit halves have their
+ * two bytes swapped (what HDF5 wrote before 1.6.3); so does this one. */
+static int fletcher_matches(uint32_t stored, uint32_t sum)
+{
+    return stored == sum || stored == ((sum & 0x00ff00ffu) << 8 | (sum & 0xff00ff00u) >> 8);
+}
+
+genie_status_t ckpt_dset_read_direct(hid_t d, const char *file, const char *dpath, int nd, const hsize_t *dims,
+                                     size_t elsize, void *buf, ckpt_stage_t *stage)
+{
+    hsize_t        chunk[GENIE_MAX_DIMS], pos[GENIE_MAX_DIMS] = { 0 }, stored = 0;
+    hid_t          dcpl = H5Dget_create_plist(d);
+    size_t         cbytes = elsize;
+    char           why[256];
+    int            sys = 0;
+    genie_status_t st = GENIE_OK;
+
+    if (dcpl < 0 || H5Pget_chunk(dcpl, nd, chunk) != nd) {
+        st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset %s cannot be inspected", file,
+                             dpath);
+        goto out;
+    }
+    for (int i = 0; i < nd; i++) {
+        cbytes *= chunk[i];             /* at most CKPT_MAX_CHUNK_BYTES: ckpt_dset_check */
+    }
+    if (stage_reserve(stage, cbytes + 4) != 0) {
+        st = genie_set_error(GENIE_ERR_NOMEM, "genie: checkpoint: out of memory");
+        goto out;
+    }
+    for (;;) {
+        uint32_t mask = 0, want;
+
+        if (H5Dget_chunk_storage_size(d, pos, &stored) < 0 || stored != cbytes + 4) {
+            st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset %s has a chunk of %llu "
+                                 "bytes stored, not %zu (its data and a Fletcher32 checksum)", file, dpath,
+                                 (unsigned long long)stored, cbytes + 4);
+            goto out;
+        }
+        if (H5Dread_chunk(d, H5P_DEFAULT, pos, &mask, stage->buf) < 0) {
+            ckpt_h5_reason(why, sizeof(why), &sys);
+            st = genie_set_error(sys ? GENIE_ERR_IO : GENIE_ERR_CORRUPT, "genie: checkpoint %s: could not "
+                                 "read dataset %s: %s", file, dpath, why);
+            goto out;
+        }
+        want = (uint32_t)stage->buf[cbytes] | (uint32_t)stage->buf[cbytes + 1] << 8 |
+               (uint32_t)stage->buf[cbytes + 2] << 16 | (uint32_t)stage->buf[cbytes + 3] << 24;
+        if (mask != 0 || !fletcher_matches(want, ckpt_fletcher32(stage->buf, cbytes))) {
+            st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: dataset %s failed its Fletcher32 "
+                                 "checksum", file, dpath);
+            goto out;
+        }
+        chunk_copy(nd, dims, chunk, pos, elsize, buf, stage->buf, 0);
+        if (!ckpt_next_chunk(nd, dims, chunk, pos)) {
+            break;
+        }
+    }
+out:
+    if (dcpl >= 0) {
+        H5Pclose(dcpl);
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return st;
+}
+
 int ckpt_hard_path(hid_t loc, const char *path)
 {
     char       prefix[512];
@@ -773,7 +857,7 @@ int ckpt_terminated(const char *s, size_t cap)
 
 /* ---- files ------------------------------------------------------------------------- */
 
-hid_t ckpt_open_ro(const char *path)
+static hid_t open_ro(const char *path, int direct)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
 
@@ -781,13 +865,23 @@ hid_t ckpt_open_ro(const char *path)
 #if H5_VERSION_GE(1, 10, 7)
         && H5Pset_file_locking(fapl, 0, 1) >= 0
 #endif
-    ) {
+        && (!direct || ckpt_vfd_set(fapl) >= 0)) {
         f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     }
     if (fapl >= 0) {
         H5Pclose(fapl);
     }
     return f;
+}
+
+hid_t ckpt_open_ro(const char *path)
+{
+    return open_ro(path, 0);
+}
+
+hid_t ckpt_open_ro_direct(const char *path)
+{
+    return open_ro(path, 1);
 }
 
 genie_status_t ckpt_fsync_path(const char *path, int is_dir)

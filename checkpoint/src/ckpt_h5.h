@@ -132,6 +132,16 @@ genie_status_t ckpt_dset_check(hid_t d, const char *file, const char *dpath, hid
  * <file>: dataset <dpath> failed its Fletcher32 checksum". */
 genie_status_t ckpt_dset_read(hid_t d, const char *file, const char *dpath, hid_t memtype, void *buf,
                               uint64_t nbytes);
+/* As ckpt_dset_read for a dataset that passed ckpt_dset_check with data
+ * (all chunks there, each at most CKPT_MAX_CHUNK_BYTES) whose file type is
+ * the memory type (elsize bytes, the host's byte order: little-endian):
+ * each chunk is read as stored (H5Dread_chunk, into `stage`: with a file
+ * opened by ckpt_open_ro_direct the read bypasses the page cache), its
+ * Fletcher32 checked here, and its part of the data copied into buf
+ * (dims, row-major).  A chunk stored without its checksum, or of the wrong
+ * size, is refused. */
+genie_status_t ckpt_dset_read_direct(hid_t d, const char *file, const char *dpath, int nd, const hsize_t *dims,
+                                     size_t elsize, void *buf, ckpt_stage_t *stage);
 
 /* 1 if every component of `path` under loc is a hard link (a file cannot
  * send a reader into another file through an external or soft link). */
@@ -154,6 +164,9 @@ int   ckpt_terminated(const char *s, size_t cap);
 /* Open read-only (no file locking: checkpoints live on shared filesystems
  * where locks may be unsupported; writers never modify a committed file). */
 hid_t ckpt_open_ro(const char *path);
+/* The same through the writer's driver (ckpt_vfd.c), for reading KV data
+ * with ckpt_dset_read_direct past the page cache. */
+hid_t ckpt_open_ro_direct(const char *path);
 /* open(2) + fsync + close of a file or directory. */
 genie_status_t ckpt_fsync_path(const char *path, int is_dir);
 

@@ -2,9 +2,10 @@
  * Reading KV tensors back (a restore): one rank file open, one dataset
  * read per tensor into the caller's buffer, after checking that the
  * dataset is what the caller expects (the `dtype` attribute, the shape,
- * the byte count) and that all of its chunks are there.  HDF5 verifies
- * every chunk's Fletcher32 checksum as it reads; a failure names the
- * dataset (GENIE_ERR_CORRUPT).
+ * the byte count) and that all of its chunks are there.  Each chunk is
+ * read as stored, past the page cache (ckpt_vfd.c), and its Fletcher32
+ * checked before its bytes are copied out (ckpt_dset_read_direct); a
+ * failure names the dataset (GENIE_ERR_CORRUPT).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -19,8 +20,9 @@
 #include "ckpt_h5.h"
 
 struct genie_ckpt_file {
-    hid_t f;
-    char  path[4200];
+    hid_t        f;
+    ckpt_stage_t stage;          /* one chunk as stored, reused across reads */
+    char         path[4200];
 };
 
 genie_status_t genie_ckpt_file_open(const char *path, genie_ckpt_file_t **f_p)
@@ -38,7 +40,7 @@ genie_status_t genie_ckpt_file_open(const char *path, genie_ckpt_file_t **f_p)
         return genie_set_error(GENIE_ERR_NOMEM, "genie: checkpoint: out of memory");
     }
     snprintf(f->path, sizeof(f->path), "%s", path);
-    if ((f->f = ckpt_open_ro(path)) < 0) {
+    if ((f->f = ckpt_open_ro_direct(path)) < 0) {
         ckpt_h5_reason(why, sizeof(why), &sys);
         free(f);
         return genie_set_error(sys ? GENIE_ERR_IO : GENIE_ERR_CORRUPT, "genie: checkpoint %s: cannot open "
@@ -126,7 +128,12 @@ genie_status_t genie_ckpt_file_read_kv(genie_ckpt_file_t *f, uint64_t session_id
                                "expected %s %s (%llu bytes)", f->path, dpath, genie_dtype_name(file_dt), got,
                                genie_dtype_name(dtype), want, (unsigned long long)nbytes);
     }
+    /* file type = memory type (little-endian, as the file types are) */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    st = ckpt_dset_read_direct(d, f->path, dpath, nd, dims, genie_dtype_size(dtype), buf, &f->stage);
+#else
     st = ckpt_dset_read(d, f->path, dpath, ckpt_h5_type(dtype), buf, nbytes);
+#endif
     H5Dclose(d);
     return st;
 }
@@ -136,6 +143,7 @@ void genie_ckpt_file_close(genie_ckpt_file_t *f)
     if (f != NULL) {
         H5Fclose(f->f);
         H5Eclear2(H5E_DEFAULT);
+        ckpt_stage_free(&f->stage);
         free(f);
     }
 }

@@ -1,7 +1,8 @@
 /*
- * The rank-file writer's HDF5 file driver: HDF5's "sec2" (one POSIX file,
+ * The rank files' HDF5 file driver: HDF5's "sec2" (one POSIX file,
  * pread/pwrite) plus a second descriptor on the same file opened with
- * O_DIRECT, through which the KV chunks go.
+ * O_DIRECT, through which the KV chunks go, when written and when read
+ * back by a restore (ckpt_dset_read_direct).
  *
  * Why: a checkpoint is hundreds of MB written once and not read back in
  * this job.  Through the page cache every byte is copied once more and
@@ -10,7 +11,11 @@
  * disk's speed), and the file evicts what the node had cached.  A direct
  * write moves the chunk from the writer's staging buffer to the device.
  *
- * What goes direct: raw-data writes (H5FD_MEM_DRAW) of at least
+ * A restore reads a file once, often on another node than the one that
+ * wrote it: read past the page cache too, the chunk lands in the reader's
+ * staging buffer without a fresh page per 4 KiB on the way.
+ *
+ * What goes direct: raw-data reads and writes (H5FD_MEM_DRAW) of at least
  * DIRECT_MIN bytes, the part of them that covers whole CKPT_DIRECT_ALIGN
  * pages of the file and starts at an equally aligned place in the caller's
  * buffer.  The rest (metadata, the chunk's 4-byte checksum tail, small
@@ -56,7 +61,7 @@
 typedef struct vfd_file {
     H5FD_t   pub;          /* HDF5's part; must be first */
     int      fd;           /* O_RDWR: metadata, unaligned pieces, reads */
-    int      dfd;          /* O_WRONLY | O_DIRECT on the same file, or -1 */
+    int      dfd;          /* the same file with O_DIRECT (same access), or -1 */
     haddr_t  eoa;          /* end of HDF5's allocated space */
     haddr_t  eof;          /* end of what this driver wrote or found */
     size_t   unkicked;     /* raw bytes written through the cache since the last writeback kick */
@@ -70,12 +75,10 @@ static pthread_mutex_t  vfd_lock = PTHREAD_MUTEX_INITIALIZER;
 static int              vfd_warned;
 static genie_ckpt_io_stats_t vfd_totals;
 
-static void count(uint64_t direct, uint64_t cached, uint64_t fallbacks)
+static void count(uint64_t *total, uint64_t n)
 {
     pthread_mutex_lock(&vfd_lock);
-    vfd_totals.direct_bytes += direct;
-    vfd_totals.cached_bytes += cached;
-    vfd_totals.fallbacks += fallbacks;
+    *total += n;
     pthread_mutex_unlock(&vfd_lock);
 }
 
@@ -94,7 +97,7 @@ static void fall_back(vfd_file_t *f, const char *why, int err)
     vfd_totals.fallbacks++;
     pthread_mutex_unlock(&vfd_lock);
     if (say) {
-        fprintf(stderr, "genie: checkpoint: %s (%s): writing checkpoints through the page cache\n", why,
+        fprintf(stderr, "genie: checkpoint: %s (%s): checkpoint files go through the page cache\n", why,
                 strerror(err));
     }
 }
@@ -110,18 +113,19 @@ static H5FD_t *vfd_open(const char *name, unsigned flags, hid_t fapl, haddr_t ma
 {
     vfd_file_t *f;
     struct stat sb;
-    int         oflags = O_RDWR | O_CLOEXEC;
+    int         oflags = O_RDWR | O_CLOEXEC;   /* a writer's; a reader's below */
 
     (void)fapl;
     if (name == NULL || *name == '\0' || maxaddr == 0 || maxaddr == HADDR_UNDEF || maxaddr > VFD_MAXADDR) {
         return NULL;
     }
-    if (!(flags & H5F_ACC_RDWR)) {
-        return NULL;            /* a writer's driver: readers open files with sec2 */
+    if (flags & H5F_ACC_RDWR) {
+        oflags |= (flags & H5F_ACC_TRUNC) ? O_TRUNC : 0;
+        oflags |= (flags & H5F_ACC_CREAT) ? O_CREAT : 0;
+        oflags |= (flags & H5F_ACC_EXCL) ? O_EXCL : 0;
+    } else {
+        oflags = O_RDONLY | O_CLOEXEC;
     }
-    oflags |= (flags & H5F_ACC_TRUNC) ? O_TRUNC : 0;
-    oflags |= (flags & H5F_ACC_CREAT) ? O_CREAT : 0;
-    oflags |= (flags & H5F_ACC_EXCL) ? O_EXCL : 0;
     if ((f = calloc(1, sizeof(*f))) == NULL) {
         return NULL;
     }
@@ -140,7 +144,9 @@ static H5FD_t *vfd_open(const char *name, unsigned flags, hid_t fapl, haddr_t ma
     f->ino = sb.st_ino;
     f->dfd = -1;
     if (direct_wanted()) {
-        if ((f->dfd = open(name, O_WRONLY | O_DIRECT | O_CLOEXEC)) < 0) {
+        int dflags = (flags & H5F_ACC_RDWR) ? O_WRONLY : O_RDONLY;
+
+        if ((f->dfd = open(name, dflags | O_DIRECT | O_CLOEXEC)) < 0) {
             fall_back(f, "the file system refuses O_DIRECT", errno);
         }
     }
@@ -210,17 +216,10 @@ static herr_t vfd_get_handle(H5FD_t *file, hid_t fapl, void **handle)
     return 0;
 }
 
-static herr_t vfd_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf)
+static int read_all(int fd, uint8_t *p, size_t size, haddr_t addr)
 {
-    vfd_file_t *f = (vfd_file_t *)file;
-    uint8_t    *p = buf;
-
-    (void)type, (void)dxpl;
-    if (addr == HADDR_UNDEF || addr + size < addr || addr + size > f->eoa) {
-        return -1;
-    }
     while (size > 0) {
-        ssize_t n = pread(f->fd, p, size, (off_t)addr);
+        ssize_t n = pread(fd, p, size, (off_t)addr);
 
         if (n < 0 && errno == EINTR) {
             continue;
@@ -235,6 +234,62 @@ static herr_t vfd_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, 
         p += n, addr += (haddr_t)n, size -= (size_t)n;
     }
     return 0;
+}
+
+/* The part of a raw-data request [addr, addr + size) that may go direct:
+ * *head bytes before it, *mid bytes of whole aligned pages from an aligned
+ * place in the caller's buffer p; 0 if none (then all of it is cached). */
+static int direct_part(const vfd_file_t *f, H5FD_mem_t type, const uint8_t *p, haddr_t addr, size_t size,
+                       size_t *head, size_t *mid)
+{
+    *head = (size_t)((CKPT_DIRECT_ALIGN - addr % CKPT_DIRECT_ALIGN) % CKPT_DIRECT_ALIGN);
+    if (type != H5FD_MEM_DRAW || f->dfd < 0 || size < DIRECT_MIN || *head >= size ||
+        (uintptr_t)(p + *head) % CKPT_DIRECT_ALIGN != 0) {
+        return 0;
+    }
+    *mid = (size - *head) / CKPT_DIRECT_ALIGN * CKPT_DIRECT_ALIGN;
+    return 1;
+}
+
+static herr_t vfd_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf)
+{
+    vfd_file_t *f = (vfd_file_t *)file;
+    uint8_t    *p = buf;
+    size_t      head, mid;
+
+    (void)dxpl;
+    if (addr == HADDR_UNDEF || addr + size < addr || addr + size > f->eoa) {
+        return -1;
+    }
+    if (!direct_part(f, type, p, addr, size, &head, &mid)) {
+        return read_all(f->fd, p, size, addr) == 0 ? 0 : -1;
+    }
+    if (read_all(f->fd, p, head, addr) != 0) {
+        return -1;
+    }
+    for (size_t done = 0; done < mid;) {
+        ssize_t n = pread(f->dfd, p + head + done, mid - done, (off_t)(addr + head + done));
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno == EINVAL) {
+            fall_back(f, "an O_DIRECT read was refused", errno);
+            return read_all(f->fd, p + head + done, size - head - done, addr + head + done) == 0 ? 0 : -1;
+        }
+        if (n < 0) {
+            return -1;
+        }
+        count(&vfd_totals.read_direct, (uint64_t)n);
+        if (n == 0 || (size_t)n % CKPT_DIRECT_ALIGN != 0) {
+            /* the end of the file, or a short read off the page grid:
+             * the rest through the cache (zeros past the end, as sec2) */
+            done += (size_t)n;
+            return read_all(f->fd, p + head + done, size - head - done, addr + head + done) == 0 ? 0 : -1;
+        }
+        done += (size_t)n;
+    }
+    return read_all(f->fd, p + head + mid, size - head - mid, addr + head + mid) == 0 ? 0 : -1;
 }
 
 static int write_all(int fd, const uint8_t *p, size_t size, haddr_t addr)
@@ -261,7 +316,7 @@ static int write_cached(vfd_file_t *f, H5FD_mem_t type, const uint8_t *p, size_t
         return -1;
     }
     if (type == H5FD_MEM_DRAW) {
-        count(0, size, 0);
+        count(&vfd_totals.written_cached, size);
         f->unkicked += size;
         if (f->unkicked >= CKPT_WRITEBACK_BYTES) {
             (void)sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
@@ -289,7 +344,7 @@ static int write_direct(vfd_file_t *f, const uint8_t *p, size_t size, haddr_t ad
         if (n <= 0) {
             return -1;
         }
-        count((uint64_t)n, 0, 0);
+        count(&vfd_totals.written_direct, (uint64_t)n);
         p += n, addr += (haddr_t)n, size -= (size_t)n;
         if (size % CKPT_DIRECT_ALIGN != 0) {     /* a short write left the grid: finish cached */
             return write_cached(f, H5FD_MEM_DRAW, p, size, addr);
@@ -310,12 +365,9 @@ static herr_t vfd_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr,
     if (addr == HADDR_UNDEF || end < addr || end > f->eoa) {
         return -1;
     }
-    head = (size_t)((CKPT_DIRECT_ALIGN - addr % CKPT_DIRECT_ALIGN) % CKPT_DIRECT_ALIGN);
-    if (type != H5FD_MEM_DRAW || f->dfd < 0 || size < DIRECT_MIN || head >= size ||
-        (uintptr_t)(p + head) % CKPT_DIRECT_ALIGN != 0) {
+    if (!direct_part(f, type, p, addr, size, &head, &mid)) {
         rc = write_cached(f, type, p, size, addr);
     } else {
-        mid = (size - head) / CKPT_DIRECT_ALIGN * CKPT_DIRECT_ALIGN;
         if (head > 0) {
             rc = write_cached(f, type, p, head, addr);
         }

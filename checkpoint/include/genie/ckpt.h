@@ -175,13 +175,14 @@ genie_status_t genie_ckpt_verify(const char *epoch_dir,
 /* ---- how the writes reached the disk ------------------------------------------- */
 
 /* Rank files send their large KV chunks to the disk with O_DIRECT, not
- * through the page cache (GENIE_CKPT_DIRECT=0 turns this off; a file
- * system that refuses O_DIRECT turns it off with one line on stderr).
- * Totals for this process so far: */
+ * through the page cache, and a restore reads them back the same way
+ * (GENIE_CKPT_DIRECT=0 turns this off; a file system that refuses O_DIRECT
+ * turns it off with one line on stderr).  Totals for this process so far: */
 typedef struct genie_ckpt_io_stats {
-    uint64_t direct_bytes;     /* KV bytes written with O_DIRECT                  */
-    uint64_t cached_bytes;     /* raw-data bytes written through the page cache   */
-    uint64_t fallbacks;        /* files that started or went on without O_DIRECT  */
+    uint64_t written_direct;   /* KV bytes written with O_DIRECT                   */
+    uint64_t written_cached;   /* raw-data bytes written through the page cache    */
+    uint64_t read_direct;      /* KV bytes read with O_DIRECT                      */
+    uint64_t fallbacks;        /* files that started or went on without O_DIRECT   */
 } genie_ckpt_io_stats_t;
 
 void genie_ckpt_io_stats(genie_ckpt_io_stats_t *stats_p);
