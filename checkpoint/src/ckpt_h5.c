@@ -583,6 +583,32 @@ out:
 }
 
 /* Layout and filter checks of ckpt_dset_check; NULL when they pass. */
+/* Every chunk stored with its checksum: a writer may mark a filter as
+ * skipped for one chunk (H5Dwrite_chunk's filter mask), and HDF5 then reads
+ * that chunk unchecked; the format does not allow it.  Stored size =
+ * cbytes + 4 (the chunk and its Fletcher32). */
+static const char *check_chunks(hid_t d, int nd, const hsize_t *dims, const hsize_t *chunk, uint64_t cbytes)
+{
+    hsize_t pos[H5S_MAX_RANK] = { 0 };
+
+    do {
+        unsigned mask = 0;
+        haddr_t  addr = HADDR_UNDEF;
+        hsize_t  size = 0;
+
+        if (H5Dget_chunk_info_by_coord(d, pos, &mask, &addr, &size) < 0 || addr == HADDR_UNDEF) {
+            return "is missing chunks of its data";
+        }
+        if (mask != 0) {
+            return "has a chunk stored without its Fletcher32 checksum";
+        }
+        if (size != cbytes + 4) {
+            return "has a chunk whose stored size is not its data and a Fletcher32 checksum";
+        }
+    } while (ckpt_next_chunk(nd, dims, chunk, pos));
+    return NULL;
+}
+
 static const char *check_layout(hid_t d, int nd, const hsize_t *dims, size_t elsize, int data)
 {
     hid_t        dcpl = H5Dget_create_plist(d), sp;
@@ -620,6 +646,8 @@ static const char *check_layout(hid_t d, int nd, const hsize_t *dims, size_t els
             bad = "is missing chunks of its data";
         } else if (H5Dget_storage_size(d) < total) {
             bad = "stores fewer bytes than its shape needs";
+        } else {
+            bad = check_chunks(d, nd, dims, chunk, bytes);
         }
         if (sp >= 0) {
             H5Sclose(sp);

@@ -504,7 +504,7 @@ enum hostile {
     H_EXTERNAL_LINK, H_CONTIGUOUS, H_NO_FLETCHER, H_DEFLATE, H_TYPE_MISMATCH, H_N_KV_MORE, H_N_KV_HUGE,
     H_NO_KV_GROUP, H_BATCH_STRING, H_STEP_FLOAT, H_ID_ARRAY, H_RNG_EMPTY, H_LINEAGE_COLS, H_TOKENS_UNWRITTEN,
     H_KV_UNWRITTEN, H_VERSION, H_EPOCH, H_TOKENS_SCALAR, H_KV_DATASET, H_COLUMNS, H_BATCH_ZERO, H_PROMPT_ZERO,
-    H_CREATED_NAN, H_NEGATIVE_RANK, H_RANDOM, H_COUNT
+    H_CREATED_NAN, H_NEGATIVE_RANK, H_CHUNK_UNFILTERED, H_CHUNK_SHORT, H_RANDOM, H_COUNT
 };
 
 /* Random edge values for H_RANDOM. */
@@ -781,6 +781,8 @@ static uint32_t write_hostile(const char *path, int kind)
                     data = kv_data[i][0];
                     break;
                 case H_KV_UNWRITTEN:
+                case H_CHUNK_UNFILTERED:        /* written below, raw */
+                case H_CHUNK_SHORT:
                     data = NULL;
                     break;
                 default:
@@ -800,6 +802,15 @@ static uint32_t write_hostile(const char *path, int kind)
                 continue;
             }
             d = d_make(kg, kname, type, nd, dims, data, layout);
+            if (i == 0 && t == 1 && (kind == H_CHUNK_UNFILTERED || kind == H_CHUNK_SHORT)) {
+                /* the one chunk stored as is: with the Fletcher32 marked as
+                 * skipped, or without the 4 checksum bytes it should end in */
+                hsize_t off[3] = { 0, 0, 0 };
+                if (H5Dwrite_chunk(d, H5P_DEFAULT, kind == H_CHUNK_UNFILTERED ? 1u : 0u, off,
+                                   sizeof(kv_data[i][t]), kv_data[i][t]) < 0) {
+                    die("hostile raw chunk", kname);
+                }
+            }
             if (i == 0 && t == 1 && kind == H_DTYPE_UNKNOWN) {
                 static const char *bad[] = { "float64", "", "FLOAT16", "float16 ", "invalid" };
                 a_text(d, "dtype", bad[below(sizeof(bad) / sizeof(bad[0]))]);
@@ -899,8 +910,9 @@ static void fuzz_hostile(int kind, int man_kind)
         }
         read_all_kv(path, 0, NULL);
         read_all_kv(path, 1, NULL);
-    } else if (kind == H_KV_UNWRITTEN && man_kind < 0) {
-        /* the metadata is fine; the tensor without data is refused when read */
+    } else if ((kind == H_KV_UNWRITTEN || kind == H_CHUNK_UNFILTERED || kind == H_CHUNK_SHORT) && man_kind < 0) {
+        /* the metadata is fine; the tensor without data (or without its
+         * checksum) is refused when read */
         genie_ckpt_file_t *f;
         int64_t            shape[3] = { 2, 3, 7 };
         uint8_t            buf[sizeof(kv_data[0][0])];
