@@ -154,7 +154,7 @@ def med(xs):
 # written"): the default sends KV chunks with O_DIRECT; GENIE_CKPT_DIRECT=0
 # writes everything through the page cache.
 WRITE_PATHS = (("O_DIRECT (default)", "1"), ("page cache (GENIE_CKPT_DIRECT=0)", "0"))
-FELL_BACK = "writing checkpoints through the page cache"
+FELL_BACK = "checkpoint files go through the page cache"
 
 
 def write_job(args, work, direct):
