@@ -251,45 +251,56 @@ static int direct_part(const vfd_file_t *f, H5FD_mem_t type, const uint8_t *p, h
     return 1;
 }
 
-static herr_t vfd_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf)
+/* The direct part of a raw read, as write_direct below.  A read that
+ * ends early (the end of the file, or off the page grid) finishes through
+ * the cache, which gives zeros past the end as sec2 does. */
+static int read_direct(vfd_file_t *f, uint8_t *p, size_t size, haddr_t addr)
 {
-    vfd_file_t *f = (vfd_file_t *)file;
-    uint8_t    *p = buf;
-    size_t      head, mid;
-
-    (void)dxpl;
-    if (addr == HADDR_UNDEF || addr + size < addr || addr + size > f->eoa) {
-        return -1;
-    }
-    if (!direct_part(f, type, p, addr, size, &head, &mid)) {
-        return read_all(f->fd, p, size, addr) == 0 ? 0 : -1;
-    }
-    if (read_all(f->fd, p, head, addr) != 0) {
-        return -1;
-    }
-    for (size_t done = 0; done < mid;) {
-        ssize_t n = pread(f->dfd, p + head + done, mid - done, (off_t)(addr + head + done));
+    while (size > 0) {
+        ssize_t n = pread(f->dfd, p, size, (off_t)addr);
 
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0 && errno == EINVAL) {
             fall_back(f, "an O_DIRECT read was refused", errno);
-            return read_all(f->fd, p + head + done, size - head - done, addr + head + done) == 0 ? 0 : -1;
+            return read_all(f->fd, p, size, addr);
         }
         if (n < 0) {
             return -1;
         }
         count(&vfd_totals.read_direct, (uint64_t)n);
-        if (n == 0 || (size_t)n % CKPT_DIRECT_ALIGN != 0) {
-            /* the end of the file, or a short read off the page grid:
-             * the rest through the cache (zeros past the end, as sec2) */
-            done += (size_t)n;
-            return read_all(f->fd, p + head + done, size - head - done, addr + head + done) == 0 ? 0 : -1;
+        p += n, addr += (haddr_t)n, size -= (size_t)n;
+        if (n == 0 || size % CKPT_DIRECT_ALIGN != 0) {
+            return read_all(f->fd, p, size, addr);
         }
-        done += (size_t)n;
     }
-    return read_all(f->fd, p + head + mid, size - head - mid, addr + head + mid) == 0 ? 0 : -1;
+    return 0;
+}
+
+static herr_t vfd_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf)
+{
+    vfd_file_t *f = (vfd_file_t *)file;
+    uint8_t    *p = buf;
+    size_t      head, mid;
+    int         rc;
+
+    (void)dxpl;
+    if (addr == HADDR_UNDEF || addr + size < addr || addr + size > f->eoa) {
+        return -1;
+    }
+    if (!direct_part(f, type, p, addr, size, &head, &mid)) {
+        rc = read_all(f->fd, p, size, addr);
+    } else {
+        rc = read_all(f->fd, p, head, addr);
+        if (rc == 0) {
+            rc = read_direct(f, p + head, mid, addr + head);
+        }
+        if (rc == 0) {
+            rc = read_all(f->fd, p + head + mid, size - head - mid, addr + head + mid);
+        }
+    }
+    return rc == 0 ? 0 : -1;
 }
 
 static int write_all(int fd, const uint8_t *p, size_t size, haddr_t addr)
