@@ -320,6 +320,18 @@ def step_dirs():
     return {n for n in os.listdir("/tmp") if re.fullmatch(r"genie-\d+-\d+\.\d+", n)}
 
 
+def left_step_dirs(before, timeout=15.0):
+    """Step directories made since `before` still there after up to timeout
+    s: the plugin removes its directory in slurmstepd's exit hook, which
+    runs after srun has already been told the step ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = sorted(step_dirs() - before)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
 def case_cpu_only(tmp):
     """A step without GPUs (cli_filter off, -n given, no --gpus) runs its
     executors on the CPU backend (slurm.cpu_fallback defaults to true)."""
@@ -423,7 +435,7 @@ def case_generate(tmp):
     before = step_dirs()
     r = run(argv, timeout=600, job_name="genie-generate")
     problems = []
-    left = sorted(step_dirs() - before)
+    left = left_step_dirs(before)
     if left:
         problems.append(f"the step left its rendezvous directory behind: {left}")
     if r.rc != 0:
