@@ -95,15 +95,23 @@ static genie_status_t outcome(genie_client_t *c, int32_t rank, genie_status_t st
     if (st != GENIE_ERR_TIMEOUT) {
         return st;
     }
-    snprintf(why, sizeof(why), "%s", genie_last_error());
+    /* The line names the rank once: the transport's reason starts with it. */
     genie_ucx_describe(c->ucx, rank, who, sizeof(who));
+    {
+        const char *msg = genie_last_error();
+        size_t      wl  = strlen(who);
+        snprintf(why, sizeof(why), "%s", strncmp(msg, who, wl) == 0 && msg[wl] == ' ' ? msg + wl + 1
+                                                                                    : msg);
+    }
     killed = genie_ucx_end_peer(c->ucx, rank, why);
-    genie_ucx_log(c->ucx, "%s; %s it and treating it as lost", why,
-                  killed ? "ended (SIGKILL)" : "it runs on another host: fenced off");
     fence(c, rank, why);
     c->last_lost = rank;
+    /* No line here: the caller decides (the runtime says it recovers, or
+     * the program ends with this error). */
     return genie_set_error(GENIE_ERR_PEER_LOST, "%s was lost: %s; it was %s", who, why,
-                           killed ? "ended" : "fenced off");
+                           killed ? "ended (SIGKILL)"
+                                  : "fenced off (it runs on another host, where the driver cannot "
+                                    "end it)");
 }
 
 static genie_status_t client_wait(genie_client_t *c, uint32_t seq, int32_t rank, double limit_s,
