@@ -75,6 +75,14 @@ static void conn_unlink_free(genie_ucx_t *u, genie_ucx_conn_t *c)
     if (!c->outgoing && u->n_incoming > 0) {
         u->n_incoming--;
     }
+    if (c->owns_ep && c->ep != NULL && !c->closed) {
+        /* Its endpoint is ours to close, which may not happen inside a UCX
+         * callback (this may be one): genie_ucx_conns_reap does it. */
+        c->blocked = 1;
+        c->next    = u->retired;
+        u->retired = c;
+        return;
+    }
     free(c);
 }
 
@@ -145,7 +153,7 @@ void genie_ucx_conn_close_force(genie_ucx_t *u, genie_ucx_conn_t *c)
     void               *req;
     double              t0 = genie_ucx_now();
 
-    if (c->closed || c->ep == NULL || !c->outgoing) {
+    if (c->closed || c->ep == NULL || !(c->outgoing || c->owns_ep)) {
         return;
     }
     c->closed  = 1;
@@ -183,10 +191,24 @@ void genie_ucx_drain(genie_ucx_t *u, const int *flag, const uint32_t *count, uin
     }
 }
 
+/* Close the pinned endpoints of dropped incoming connections (outside any
+ * UCX callback: genie_ucx_progress calls this after the worker's). */
+void genie_ucx_conns_reap(genie_ucx_t *u)
+{
+    while (u->retired != NULL) {
+        genie_ucx_conn_t *c = u->retired;
+
+        u->retired = c->next;
+        genie_ucx_conn_close_force(u, c);
+        free(c);
+    }
+}
+
 void genie_ucx_conns_free(genie_ucx_t *u)
 {
+    genie_ucx_conns_reap(u);
     for (genie_ucx_conn_t *c = u->conns; c != NULL; c = c->next) {
-        if (c->outgoing && c->ep != NULL && !c->closed) {
+        if ((c->outgoing || c->owns_ep) && c->ep != NULL && !c->closed) {
             /* Bounded: a dead peer cannot acknowledge. */
             ucp_request_param_t rp = {0};
             void *req;
@@ -306,6 +328,55 @@ genie_status_t genie_ucx_ep_create(genie_ucx_t *u, genie_ucx_peer_t *p, int outg
     }
     conn_link(u, c);
     *conn_p = c;
+    return GENIE_OK;
+}
+
+/* An incoming connection's endpoint is the one UCX made when the dialer
+ * connected.  UCX destroys such an endpoint, without telling anyone, when it
+ * sees the peer fail or close, so holding it across progress calls (a reply
+ * sent after the request ran) could use freed memory.  Pinning: we create our
+ * own endpoint to the dialer's worker address, which UCX pairs with that very
+ * endpoint (endpoints between two workers pair in creation order); from then
+ * on it is ours, with our error callback, until we close it.  If our main
+ * endpoint to that rank is already the pair, nothing needs doing.  Called
+ * outside UCX callbacks, before the HELLO verdict goes out. */
+genie_status_t genie_ucx_conn_pin(genie_ucx_t *u, genie_ucx_conn_t *c)
+{
+    genie_ucx_peer_t *p;
+    ucp_ep_params_t   ep = {0};
+    ucp_ep_h          mine = NULL;
+    ucs_status_t      s;
+
+    if (c->outgoing || c->owns_ep || c->rank < 0 || c->rank >= u->size || u->peers == NULL) {
+        return GENIE_OK;
+    }
+    for (genie_ucx_conn_t *o = u->conns; o != NULL; o = o->next) {
+        if (o != c && o->outgoing && o->ep == c->ep) {
+            return GENIE_OK;
+        }
+    }
+    p = &u->peers[c->rank];
+    if (p->addr == NULL) {
+        return genie_set_error(GENIE_ERR_TRANSPORT, "no worker address for rank %d", (int)c->rank);
+    }
+    ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                    UCP_EP_PARAM_FIELD_ERR_HANDLER;
+    ep.address         = p->addr;
+    ep.err_mode        = UCP_ERR_HANDLING_MODE_PEER;
+    ep.err_handler.cb  = ep_error;
+    ep.err_handler.arg = c;
+    if ((s = ucp_ep_create(u->worker, &ep, &mine)) != UCS_OK) {
+        return genie_ucx_ucs_error(s, "ucp_ep_create (pinning an incoming connection)");
+    }
+    if (mine != c->ep) {
+        /* Not its pair: close ours and refuse rather than keep an endpoint
+         * UCX may free under us. */
+        genie_ucx_conn_t tmp = { .ep = mine, .owner = u, .owns_ep = 1 };
+        genie_ucx_conn_close_force(u, &tmp);
+        return genie_set_error(GENIE_ERR_TRANSPORT, "UCX did not pair our endpoint with rank %d's "
+                               "connection", (int)c->rank);
+    }
+    c->owns_ep = 1;
     return GENIE_OK;
 }
 

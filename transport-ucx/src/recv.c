@@ -109,6 +109,19 @@ void genie_ucx_ctrl_flush(genie_ucx_t *u)
         genie_ucx_conn_t  tmp = { .ep = v->ep, .owner = u, .token = v->token, .rank = v->rank };
         genie_wire_hdr_t  h;
 
+        if (v->type == GENIE_MSG_HELLO && v->status == GENIE_OK) {
+            genie_ucx_conn_t *c = genie_ucx_conn_find(u, v->token, v->ep);
+            if (c == NULL) {
+                free(v->payload);
+                continue;                       /* dropped since it was accepted */
+            }
+            if (genie_ucx_conn_pin(u, c) != GENIE_OK) {
+                genie_ucx_log(u, "refused a connection from rank %d: %s", (int)v->rank,
+                              genie_last_error());
+                genie_ucx_conn_drop(u, c, "its endpoint could not be pinned");
+                v->status = GENIE_ERR_DENIED;
+            }
+        }
         genie_wire_hdr_init(&h, (uint16_t)(v->type | GENIE_MSG_REPLY), v->seq, v->status, v->len, 0);
         /* A stack connection: the verdict goes on the endpoint it came from
          * even when no connection was created for it.  Copied sends only. */

@@ -326,6 +326,9 @@ void genie_ucx_progress(genie_ucx_t *u)
     if (u->n_ctrl > 0) {
         genie_ucx_ctrl_flush(u);
     }
+    if (u->retired != NULL) {
+        genie_ucx_conns_reap(u);
+    }
 }
 
 void genie_ucx_poll(genie_ucx_t *u)

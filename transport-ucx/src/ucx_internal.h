@@ -51,6 +51,7 @@ typedef struct genie_ucx_conn {
     int                    outgoing;  /* 0 incoming, 1 our main ep to rank, 2 extra */
     int                    failed;    /* UCX reported an error on it              */
     int                    closed;    /* ep closed (by force)                     */
+    int                    owns_ep;   /* incoming: pinned by our own ucp_ep_create */
     uint32_t               hello_seq; /* outgoing: our HELLO                      */
     uint32_t               queued;    /* its requests in the queue                */
     struct genie_ucx_conn *next;
@@ -117,6 +118,7 @@ struct genie_ucx {
     /* peers and connections */
     genie_ucx_peer_t   *peers;           /* (size) */
     genie_ucx_conn_t   *conns;
+    genie_ucx_conn_t   *retired;         /* pinned eps to close outside callbacks */
     uint32_t            n_incoming;
     /* queues */
     genie_ucx_msg_t    *req_head, *req_tail;
@@ -148,6 +150,8 @@ genie_ucx_conn_t *genie_ucx_conn_accept(genie_ucx_t *u, ucp_ep_h ep, uint64_t to
 void              genie_ucx_conn_drop(genie_ucx_t *u, genie_ucx_conn_t *c, const char *why);
 void              genie_ucx_conn_close_force(genie_ucx_t *u, genie_ucx_conn_t *c);
 void              genie_ucx_conns_free(genie_ucx_t *u);
+genie_status_t    genie_ucx_conn_pin(genie_ucx_t *u, genie_ucx_conn_t *c);
+void              genie_ucx_conns_reap(genie_ucx_t *u);
 void              genie_ucx_drain(genie_ucx_t *u, const int *flag, const uint32_t *count,
                                   uint32_t want);
 genie_status_t    genie_ucx_ep_create(genie_ucx_t *u, genie_ucx_peer_t *p, int outgoing,
