@@ -163,6 +163,14 @@ def generate_many(model, prompts, max_new_tokens=32, do_sample=False, seed=None,
 
 def _run(model, prompts, max_new_tokens, do_sample, seed, temperature, top_k, eos_token_id,
          on_token, max_sessions):
+    # One generation captures and runs at a time (see Runtime.lock).
+    with RUNTIME.lock:
+        return _run_locked(model, prompts, max_new_tokens, do_sample, seed, temperature, top_k,
+                           eos_token_id, on_token, max_sessions)
+
+
+def _run_locked(model, prompts, max_new_tokens, do_sample, seed, temperature, top_k,
+                eos_token_id, on_token, max_sessions):
     _validate(model, max_new_tokens, temperature)
     streams = [_Stream(i, p, model.config, do_sample, seed) for i, p in enumerate(prompts)]
     if max_new_tokens == 0:

@@ -25,6 +25,7 @@ import atexit
 import os
 import socket
 import sys
+import threading
 import time
 import weakref
 
@@ -187,6 +188,10 @@ def _majority_phase(counts):
 
 class Runtime:
     def __init__(self):
+        # One program is captured and run at a time: generate, flush and the
+        # cluster calls they make hold this lock (re-entrant), so two Python
+        # threads calling generate take turns instead of mixing their nodes.
+        self.lock = threading.RLock()
         self.program = PendingProgram()
         self.last_srg = b""          # the most recent request, for genie.last_srg_json()
         self._next_session = 0
@@ -384,7 +389,10 @@ class Runtime:
         try:
             return fn(*args)
         except ExecutorLostError as e:
-            self._mark_lost(rank, e)
+            # The error names the rank that was lost (a handoff about the
+            # source can lose the destination).
+            lost = getattr(e, "rank", None)
+            self._mark_lost(lost if lost in self.ranks else rank, e)
             raise
 
     def _mark_lost(self, rank, err):
@@ -622,6 +630,12 @@ class Runtime:
         res = self._call(src, self.cluster.handoff, src, dst, s.id, ids)
         s.handoffs += 1
         s.kv_bytes_moved += int(res["bytes"])
+        if int(res["bytes"]) != s.kv_cache_bytes:
+            # The count is the destination transport's (RMA bytes received):
+            # a short or long transfer is an error, never a silent success.
+            raise GenieError(f"genie: the KV handoff of session {s.id} from rank {src} to rank "
+                             f"{dst} moved {int(res['bytes'])} bytes, the cache is "
+                             f"{s.kv_cache_bytes} bytes")
         s.handoff_s += float(res["seconds"])
         for uid in ids:
             self.uid_rank[uid] = dst
@@ -889,6 +903,10 @@ class Runtime:
         copies cached.  wait=False returns once the request is submitted; its
         values are INFLIGHT until collected.  Returns the request (or None when
         nothing was pending)."""
+        with self.lock:
+            return self._flush(targets, wait)
+
+    def _flush(self, targets, wait):
         if not self.program.nodes:
             return None
         if self.cluster is None:
