@@ -396,6 +396,48 @@ static void test_memory_budget(void **state)
     genie_exec_destroy(e);
 }
 
+/* x (2,3) -> one node `op` with an INTS attribute `size` (n extents), its
+ * output declared as (2,3); the decoder does not check attributes against
+ * shapes, so a peer may send any extents. */
+static genie_srg_t *graph_sized(uint32_t op, const int64_t *size, uint32_t n)
+{
+    genie_srg_t *g;
+    uint32_t src, y;
+    const int64_t x_shape[2] = { 2, 3 };
+    const int64_t *shapes[1] = { x_shape };
+    genie_srg_attr_t a[1] = { { .tag = GENIE_ATTR_INTS, .ints = size, .n = n } };
+    genie_dtype_t dt = GENIE_F32;
+    int nd = 2;
+
+    assert_int_equal(genie_srg_create(&g), GENIE_OK);
+    assert_int_equal(genie_srg_add_source(g, GENIE_VAL_INPUT, GENIE_F32, 2, x_shape,
+                                          GENIE_RES_EPHEMERAL_ACTIVATION, 0, "x", &src), GENIE_OK);
+    assert_int_equal(genie_srg_add_node(g, op, &src, 1, a, 1, 1, &dt, &nd, shapes,
+                                        GENIE_PHASE_FORWARD, GENIE_MOD_NONE,
+                                        GENIE_RES_EPHEMERAL_ACTIVATION, "v", &y), GENIE_OK);
+    assert_int_equal(genie_srg_mark_output(g, y, 1, 0), GENIE_OK);
+    return roundtrip(g);
+}
+
+/* Findings of lf_srg_exec (tests/fuzz/corpus/lf_srg_exec/regress-*): each
+ * graph is refused with one line, under UBSan too (build-asan). */
+static void test_fuzz_regressions(void **state)
+{
+    /* view.default with extents whose product overflows int64
+     * (cpu_views.c multiplied them unchecked: UBSan signed overflow). */
+    static const int64_t view_big[2] = { INT64_C(21474836484), INT64_C(34359738368) };
+    genie_tensor_t x = host_x(), *outs = NULL;
+    uint32_t n = 0;
+    genie_srg_t *g;
+
+    (void)state;
+    genie_clear_error();
+    g = graph_sized(GENIE_OP_VIEW, view_big, 2);
+    assert_int_equal(genie_exec_run(ex, g, &x, 1, &outs, &n), GENIE_ERR_SHAPE);
+    genie_srg_destroy(g);
+    assert_non_null(strstr(genie_last_error(), "multiply past 2^63"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_failures_leave_state),
         cmocka_unit_test(test_sessions),
         cmocka_unit_test(test_memory_budget),
+        cmocka_unit_test(test_fuzz_regressions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -171,6 +171,17 @@ static void srg_seeds(void)
     a = node(g, GENIE_OP_RELU, in, 1, NULL, 0, GENIE_F32, 2, huge);
     check(genie_srg_mark_output(g, a, 1, 0), "mark_output");
     emit_srg(g, "edge-claims-4TiB-output");
+
+    /* regressions (found by lf_srg_exec; unit_test_exec test_fuzz_regressions) */
+    check(genie_srg_create(&g), "create");
+    {
+        static const int64_t big[2] = { INT64_C(21474836484), INT64_C(34359738368) };
+        genie_srg_attr_t vw[1] = { { .tag = GENIE_ATTR_INTS, .ints = big, .n = 2 } };
+        in[0] = source(g, GENIE_VAL_INPUT, GENIE_F32, 2, s23, 0, "x");
+        a = node(g, GENIE_OP_VIEW, in, 1, vw, 1, GENIE_F32, 2, s23);
+        check(genie_srg_mark_output(g, a, 1, 0), "mark_output");
+    }
+    emit_srg(g, "regress-view-extents-overflow");
 }
 
 int main(int argc, char **argv)
