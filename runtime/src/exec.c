@@ -573,6 +573,8 @@ out:
 }
 
 /* Check the invariant run_node relies on: a node's outputs are consecutive. */
+/* What the run relies on beyond the decoder's rules: each node's outputs
+ * are consecutive values, and no value is kept under a reserved id. */
 static genie_status_t check_outputs_consecutive(const genie_srg_t *srg)
 {
     for (uint32_t i = 0; i < genie_srg_n_nodes(srg); i++) {
@@ -585,6 +587,15 @@ static genie_status_t check_outputs_consecutive(const genie_srg_t *srg)
         }
         if (n->n_out == 0) {
             return genie_set_error(GENIE_ERR_CORRUPT, "executor: node %u has no outputs", i);
+        }
+    }
+    /* Refused here, before anything runs, rather than at the commit, where
+     * kept values before it would already be in the object table. */
+    for (uint32_t v = 0; v < genie_srg_n_values(srg); v++) {
+        if (genie_srg_value(srg, v)->keep_id == UINT64_MAX) {
+            return genie_set_error(GENIE_ERR_INVALID,
+                                   "executor: value %u is kept under object id %llu, which is reserved",
+                                   v, (unsigned long long)UINT64_MAX);
         }
     }
     return GENIE_OK;

@@ -436,6 +436,40 @@ static void test_fuzz_regressions(void **state)
     assert_int_equal(genie_exec_run(ex, g, &x, 1, &outs, &n), GENIE_ERR_SHAPE);
     genie_srg_destroy(g);
     assert_non_null(strstr(genie_last_error(), "multiply past 2^63"));
+
+    /* Two kept values, the second under the reserved id UINT64_MAX: the
+     * run failed at the commit after the first was already resident, so a
+     * failed request changed the executor. */
+    {
+        const int64_t shape[2] = { 2, 3 };
+        const int64_t *shapes[1] = { shape };
+        genie_dtype_t dt = GENIE_F32;
+        genie_exec_stats_t before, after;
+        uint32_t src, a, b;
+        int nd = 2;
+
+        assert_int_equal(genie_srg_create(&g), GENIE_OK);
+        assert_int_equal(genie_srg_add_source(g, GENIE_VAL_INPUT, GENIE_F32, 2, shape,
+                                              GENIE_RES_EPHEMERAL_ACTIVATION, 0, "x", &src),
+                         GENIE_OK);
+        assert_int_equal(genie_srg_add_node(g, GENIE_OP_RELU, &src, 1, NULL, 0, 1, &dt, &nd,
+                                            shapes, GENIE_PHASE_FORWARD, GENIE_MOD_NONE,
+                                            GENIE_RES_EPHEMERAL_ACTIVATION, "a", &a), GENIE_OK);
+        assert_int_equal(genie_srg_add_node(g, GENIE_OP_RELU, &src, 1, NULL, 0, 1, &dt, &nd,
+                                            shapes, GENIE_PHASE_FORWARD, GENIE_MOD_NONE,
+                                            GENIE_RES_EPHEMERAL_ACTIVATION, "b", &b), GENIE_OK);
+        assert_int_equal(genie_srg_mark_output(g, a, 0, 5), GENIE_OK);
+        assert_int_equal(genie_srg_mark_output(g, b, 0, UINT64_MAX), GENIE_OK);
+        g = roundtrip(g);
+        genie_exec_get_stats(ex, &before);
+        genie_clear_error();
+        assert_int_equal(genie_exec_run(ex, g, &x, 1, &outs, &n), GENIE_ERR_INVALID);
+        genie_srg_destroy(g);
+        assert_non_null(strstr(genie_last_error(), "reserved"));
+        genie_exec_get_stats(ex, &after);
+        assert_int_equal(after.residents, before.residents);
+        assert_int_equal(after.resident_bytes, before.resident_bytes);
+    }
 }
 
 int main(void)

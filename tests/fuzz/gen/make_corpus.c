@@ -182,6 +182,13 @@ static void srg_seeds(void)
         check(genie_srg_mark_output(g, a, 1, 0), "mark_output");
     }
     emit_srg(g, "regress-view-extents-overflow");
+    check(genie_srg_create(&g), "create");
+    in[0] = source(g, GENIE_VAL_INPUT, GENIE_F32, 2, s23, 0, "x");
+    a = node(g, GENIE_OP_RELU, in, 1, NULL, 0, GENIE_F32, 2, s23);
+    b = node(g, GENIE_OP_RELU, in, 1, NULL, 0, GENIE_F32, 2, s23);
+    check(genie_srg_mark_output(g, a, 0, 5), "mark_output");
+    check(genie_srg_mark_output(g, b, 0, UINT64_MAX), "mark_output");
+    emit_srg(g, "regress-keep-reserved-id");
 }
 
 int main(int argc, char **argv)
