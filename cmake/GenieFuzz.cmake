@@ -34,6 +34,11 @@ if(GENIE_FUZZ)
   genie_summary_note("fuzz build: libFuzzer targets in ${CMAKE_BINARY_DIR}/fuzz (scripts/fuzz TARGET SECONDS)")
 endif()
 
+# The targets this configure defined, one "NAME" or "NAME SKIP reason" a
+# line, for scripts/fuzz-ci: ${CMAKE_BINARY_DIR}/fuzz/targets.txt.
+set(GENIE_FUZZ_LIST "${CMAKE_BINARY_DIR}/fuzz/targets.txt")
+file(WRITE "${GENIE_FUZZ_LIST}" "")
+
 # genie_fuzz_target(NAME <lf_name> SOURCES <file>... [LIBS <target>...])
 # One libFuzzer target: its sources (relative to the calling directory)
 # define LLVMFuzzerTestOneInput and call the real code; it is linked with
@@ -61,4 +66,20 @@ function(genie_fuzz_target)
   endif()
   target_include_directories(${_exe} PRIVATE "${PROJECT_SOURCE_DIR}/runtime/src")
   target_link_libraries(${_exe} PRIVATE genie_runtime ${F_LIBS})
+  file(APPEND "${GENIE_FUZZ_LIST}" "${F_NAME}\n")
+endfunction()
+
+# genie_fuzz_skip(NAME <lf_name> REASON <text>): a target whose dependency
+# is missing here.  It is still registered, as a skip that says why: the
+# replay test exits 77 (SKIP_RETURN_CODE) with the reason, and
+# scripts/fuzz-ci prints it in its table.
+function(genie_fuzz_skip)
+  cmake_parse_arguments(PARSE_ARGV 0 F "" "NAME;REASON" "")
+  file(APPEND "${GENIE_FUZZ_LIST}" "${F_NAME} SKIP ${F_REASON}\n")
+  if(NOT GENIE_FUZZ)
+    add_test(NAME fuzz_replay_${F_NAME}
+      COMMAND sh -c "echo 'skipped: ${F_NAME}: ${F_REASON}'; exit 77")
+    set_tests_properties(fuzz_replay_${F_NAME} PROPERTIES LABELS fuzz SKIP_RETURN_CODE 77)
+  endif()
+  genie_summary_note("fuzz target ${F_NAME} skipped: ${F_REASON}")
 endfunction()

@@ -2,11 +2,14 @@
  * Writes the seed corpora of the libFuzzer targets (tests/fuzz/corpus/lf_*)
  * with the real encoders and writers, so that no seed is pasted by hand:
  *
- *   build/tests/fuzz/fuzz_make_corpus tests/fuzz/corpus
+ *   build/tests/fuzz/fuzz_make_corpus tests/fuzz/corpus .
  *
  * Each seed file is named after what it holds; running it again rewrites the
- * same bytes.  Regression inputs for bugs the fuzzers found are written here
- * too (named regress-*), so that they stay reproducible from the code.
+ * same bytes (the HDF5 files but for their timestamps).  Regression inputs
+ * for bugs the fuzzers found are written here too (named regress-*), so that
+ * they stay reproducible from the code.  Text seeds (genie.conf, SPANK
+ * arguments) are the inputs as a user or an admin writes them; phase specs
+ * are the parser's canonical form (genie_phase_spec_format) of each.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -15,7 +18,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "genie/phase_spec.h"
 #include "genie/srg.h"
+#ifdef GENIE_FUZZ_HAVE_CKPT
+#include "ckpt_seed.h"
+#endif
 
 static const char *root;
 
@@ -191,10 +198,127 @@ static void srg_seeds(void)
     emit_srg(g, "regress-keep-reserved-id");
 }
 
+/* ---- lf_phase_spec: canonical specs, and texts the parser refuses ------- */
+
+static void phase_seeds(void)
+{
+    static const char *const valid[] = {
+        "prefill:8,decode:1", "vision:3,prefill:2,decode:1", "llm_prefill:4096",
+        "prefill:1,decode:2+1", "a:4095+1,b:1+0,c:02+003",
+        "a:1,b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1,j:1,k:1,l:1,m:1,n:1,o:1,p:1",
+    };
+    static const char *const refused[] = {
+        "", "prefill:0", "prefill:99999999999", "decode:+1", "prefill:1,prefill:1",
+        "a:1,b:1,c:1,d:1,e:1,f:1,g:1,h:1,i:1,j:1,k:1,l:1,m:1,n:1,o:1,p:1,q:1",
+    };
+    char name[64], text[1024];
+
+    for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+        genie_phase_spec_t spec;
+        check(genie_phase_spec_parse(valid[i], NULL, &spec, NULL, 0), valid[i]);
+        check(genie_phase_spec_format(&spec, text, sizeof(text)), "phase_spec_format");
+        snprintf(name, sizeof(name), "valid-%02zu", i);
+        write_seed("lf_phase_spec", name, text, strlen(text));
+    }
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        if (genie_phase_spec_parse(refused[i], NULL, &(genie_phase_spec_t){ 0 }, NULL, 0) == GENIE_OK) {
+            fail(refused[i]);
+        }
+        snprintf(name, sizeof(name), "refused-%02zu", i);
+        write_seed("lf_phase_spec", name, refused[i], strlen(refused[i]));
+    }
+}
+
+/* ---- lf_genie_conf: the shipped file and small ones ----------------------- */
+
+static void copy_file(const char *src, const char *target, const char *name)
+{
+    FILE *f = fopen(src, "rb");
+    static char buf[1 << 16];
+    size_t n;
+
+    if (f == NULL) {
+        fail(src);
+    }
+    n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    write_seed(target, name, buf, n);
+}
+
+static void conf_seeds(const char *src_dir)
+{
+    static const struct { const char *name, *text; } seeds[] = {
+        { "small", "backend = \"cpu\";\nthreads = 2;\narena_mb = 64;\nrequest_timeout_s = 5.5;\n" },
+        { "phases-spares", "phases = \"prefill:2,decode:2\";\nspares = { decode = 1; };\n" },
+        { "checkpoint", "checkpoint = {\n  dir = \"/scratch/ck\";\n  every_steps = 32;\n"
+                        "  every_s = 60.0;\n  keep = 2;\n  term_grace_s = 60;\n};\n" },
+        { "slurm", "slurm = {\n  slices_per_gpu = 2;\n  driver_gpu = true;\n  cpu_fallback = false;\n"
+                   "  rendezvous_dir = \"/run/genie\";\n  checkpoint_root = \"/scratch\";\n"
+                   "  allowed_phases = \"prefill,decode\";\n  max_slices = 16;\n};\n" },
+        { "ucx", "ucx = { tls = \"tcp\"; keepalive_ms = 250; };\nkv_mode = \"blind\";\n" },
+        { "refused-type", "threads = \"two\";\n" },
+        { "refused-syntax", "backend = ;\n" },
+        { "empty", "" },
+    };
+    char path[4096];
+
+    snprintf(path, sizeof(path), "%s/configs/genie.conf", src_dir);
+    copy_file(path, "lf_genie_conf", "shipped-genie.conf");
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        write_seed("lf_genie_conf", seeds[i].name, seeds[i].text, strlen(seeds[i].text));
+    }
+}
+
+/* ---- lf_spank_opts: plugstack arguments, then the --genie-phases value --- */
+
+static void spank_seeds(void)
+{
+    static const struct { const char *name, *text; } seeds[] = {
+        { "phases-only", "prefill:1,decode:2" },
+        { "all-args", "config=/etc/slurm/genie.conf\ncheckpoint_root=/scratch\nmax_slices=8\n"
+                      "allowed_phases=prefill,decode\nprefill:2,decode:2+1" },
+        { "over-max-slices", "max_slices=2\nprefill:2,decode:1" },
+        { "not-allowed", "allowed_phases=decode\nprefill:1" },
+        { "relative-config", "config=genie.conf\ndecode:1" },
+        { "unknown-arg", "colour=blue\ndecode:1" },
+    };
+
+    for (size_t i = 0; i < sizeof(seeds) / sizeof(seeds[0]); i++) {
+        write_seed("lf_spank_opts", seeds[i].name, seeds[i].text, strlen(seeds[i].text));
+    }
+}
+
+/* ---- lf_ckpt_read: a real rank file and a real manifest ------------------ */
+
+#ifdef GENIE_FUZZ_HAVE_CKPT
+static void ckpt_seeds(void)
+{
+    char tmp[] = "/tmp/fuzz_make_corpus.XXXXXX", dir[4096], path[4200], cmd[4300];
+
+    if (mkdtemp(tmp) == NULL) {
+        fail("mkdtemp");
+    }
+    setenv("GENIE_CKPT_DIRECT", "0", 1);
+    check(ckpt_seed_write_epoch(tmp, 1, 1), "checkpoint epoch");
+    check(genie_ckpt_epoch_path(tmp, 1, dir, sizeof(dir)), "epoch path");
+    snprintf(path, sizeof(path), "%s/rank-0000.h5", dir);
+    copy_file(path, "lf_ckpt_read", "rank-file.h5");
+    snprintf(path, sizeof(path), "%s/manifest.h5", dir);
+    copy_file(path, "lf_ckpt_read", "manifest.h5");
+    write_seed("lf_ckpt_read", "edge-empty", "", 0);
+    write_seed("lf_ckpt_read", "edge-not-hdf5", "genie checkpoint?\n", 18);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp);
+    if (system(cmd) != 0) {
+        fail(cmd);
+    }
+}
+#endif
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: fuzz_make_corpus CORPUS_ROOT (tests/fuzz/corpus)\n");
+    if (argc != 3) {
+        fprintf(stderr, "usage: fuzz_make_corpus CORPUS_ROOT SOURCE_DIR "
+                        "(tests/fuzz/corpus and the repository root)\n");
         return 2;
     }
     root = argv[1];
@@ -202,5 +326,13 @@ int main(int argc, char **argv)
         fail(root);
     }
     srg_seeds();
+    phase_seeds();
+    conf_seeds(argv[2]);
+    spank_seeds();
+#ifdef GENIE_FUZZ_HAVE_CKPT
+    ckpt_seeds();
+#else
+    fprintf(stderr, "fuzz_make_corpus: built without HDF5: tests/fuzz/corpus/lf_ckpt_read not written\n");
+#endif
     return 0;
 }
