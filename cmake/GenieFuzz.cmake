@@ -30,6 +30,9 @@ if(GENIE_FUZZ)
     -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
     -fno-sanitize-recover=undefined)
   add_compile_options("$<$<COMPILE_LANGUAGE:C>:${GENIE_FUZZ_FLAGS}>")
+  # The tree silences some gcc-only warnings by name (#pragma GCC diagnostic
+  # ignored "-Wformat-truncation"), which clang does not know.
+  add_compile_options("$<$<COMPILE_LANGUAGE:C>:-Wno-unknown-warning-option>")
   add_link_options(-fsanitize=address,undefined)
   genie_summary_note("fuzz build: libFuzzer targets in ${CMAKE_BINARY_DIR}/fuzz (scripts/fuzz TARGET SECONDS)")
 endif()

@@ -1,6 +1,10 @@
 # Shared by scripts/fuzz and scripts/fuzz-ci (sourced; REPO, BUILD, JOBS,
 # CC_FUZZ set by the caller, working directory the repository root).
 
+# Third-party leaks Genie cannot fix (see the file); a caller's own
+# LSAN_OPTIONS wins.
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$REPO/tests/fuzz/lsan.supp:print_suppressions=0}
+
 # fuzz_have_clang: 0 when CC_FUZZ and its libFuzzer runtime can build a
 # fuzzer, else 1 with the reason on stdout.
 fuzz_have_clang() {
@@ -61,9 +65,9 @@ fuzz_run() {
     cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | awk '{print $2}')
     ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | awk '{print $2}')
     corp=$(find "$BUILD/corpus/$t" "tests/fuzz/corpus/$t" -type f | wc -l)
-    FUZZ_LINE=$(printf '%-18s execs %10s  cov %6s  ft %7s  corpus %6s  seconds %4s  %s' \
+    FUZZ_LINE=$(printf '%-16s execs %9s  cov %5s  ft %6s  corpus %5s  seconds %4s  %s' \
         "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$corp" "$s" \
         "$([ "$rc" -eq 0 ] && echo ok || echo "FAILED (status $rc, log $log)")")
-    echo "fuzz: $FUZZ_LINE"
+    [ "${FUZZ_QUIET:-0}" = 1 ] || echo "fuzz: $FUZZ_LINE"
     return "$rc"
 }
