@@ -103,7 +103,7 @@ genie_status_t genie_cpu_op_view(const genie_op_call_t *c)
     const genie_tensor_t *x = c->in[0];
     const int64_t *size;
     uint32_t n;
-    int64_t shape[GENIE_MAX_DIMS], strides[GENIE_MAX_DIMS], known = 1, numel;
+    int64_t shape[GENIE_MAX_DIMS], strides[GENIE_MAX_DIMS], known = 1, bound = 1, numel;
     int infer = -1;
     genie_tensor_t tmp;
     genie_status_t st;
@@ -127,6 +127,16 @@ genie_status_t genie_cpu_op_view(const genie_op_call_t *c)
             return genie_set_error(GENIE_ERR_SHAPE, "%s: invalid extent %lld",
                                    genie_cpu_opname(c), (long long)size[d]);
         } else {
+            /* The extents come from the graph: their product, a zero
+             * counted as 1 (the strides of an empty view are built from
+             * the other extents), must not overflow. */
+            int64_t e = size[d] != 0 ? size[d] : 1;
+            if (bound > INT64_MAX / e) {
+                return genie_set_error(GENIE_ERR_SHAPE,
+                                       "%s: shape's extents multiply past 2^63, input has %lld elements",
+                                       genie_cpu_opname(c), (long long)numel);
+            }
+            bound *= e;
             known *= size[d];
         }
         shape[d] = size[d];

@@ -7,9 +7,16 @@
  * graph returns or keeps resident are exempt.  Kept values are inserted into
  * the resident-object table only after the whole run succeeded, so a failed
  * request leaves the executor exactly as it was.
+ *
+ * The memory budget (exec.h) is checked before each allocation a request
+ * makes.  In use = weight bytes + resident bytes + run_bytes, where run_bytes
+ * counts the storages the run in progress allocated (uploaded inputs, node
+ * outputs, output copies) and drops a storage's bytes when its last
+ * reference goes; it is 0 between requests.
  */
 #include "genie/exec.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +29,75 @@ struct genie_exec {
     genie_u64map_t      weights;   /* fingerprint -> weight      */
     genie_u64map_t      objects;   /* object id   -> resident    */
     genie_exec_stats_t  stats;
+    uint64_t            budget;    /* bytes; 0 = none                        */
+    uint64_t            run_bytes; /* held by the run in progress (see top)  */
 };
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static uint64_t mul_sat(uint64_t a, uint64_t b)
+{
+    return b != 0 && a > UINT64_MAX / b ? UINT64_MAX : a * b;
+}
+
+static uint64_t sub_floor(uint64_t a, uint64_t b)
+{
+    return a > b ? a - b : 0;
+}
+
+static uint64_t in_use(const genie_exec_t *e)
+{
+    return add_sat(add_sat(e->stats.weight_bytes, e->stats.resident_bytes), e->run_bytes);
+}
+
+/* "2.0 GiB", "0.6 GiB", "512 B": the largest binary unit of which b is at
+ * least a tenth, one decimal. */
+static void format_bytes(char *buf, size_t len, uint64_t b)
+{
+    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+    int u = -1;
+
+    while (u + 1 < 6 && (double)b >= 0.1 * (double)(UINT64_C(1) << (10 * (u + 2)))) {
+        u++;
+    }
+    if (u < 0) {
+        snprintf(buf, len, "%llu B", (unsigned long long)b);
+    } else {
+        snprintf(buf, len, "%.1f %s", (double)b / (double)(UINT64_C(1) << (10 * (u + 1))), units[u]);
+    }
+}
+
+/* May the executor allocate `more` bytes now, given that the operation also
+ * frees `freed` bytes it holds (an object being replaced)?  If not, one line
+ * naming what the bytes are for (what_fmt: "node 17 (mm.default)") and
+ * GENIE_ERR_NOMEM.  Overflow-safe whatever the sizes. */
+static genie_status_t budget_check(const genie_exec_t *e, uint64_t more, uint64_t freed,
+                                   const char *what_fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static genie_status_t budget_check(const genie_exec_t *e, uint64_t more, uint64_t freed,
+                                   const char *what_fmt, ...)
+{
+    uint64_t use = sub_floor(in_use(e), freed);
+    char what[256], need[32], budget[32], used[32];
+    va_list ap;
+
+    if (e->budget == 0 || (more <= e->budget && use <= e->budget - more)) {
+        return GENIE_OK;
+    }
+    va_start(ap, what_fmt);
+    vsnprintf(what, sizeof(what), what_fmt, ap);
+    va_end(ap);
+    format_bytes(need, sizeof(need), more);
+    format_bytes(budget, sizeof(budget), e->budget);
+    format_bytes(used, sizeof(used), use);
+    return genie_set_error(GENIE_ERR_NOMEM,
+                           "executor: request needs %s more for %s but the memory budget is %s "
+                           "(memory_mb in genie.conf), %s in use", need, what, budget, used);
+}
 
 static double now_s(void)
 {
@@ -54,6 +129,13 @@ void genie_exec_destroy(genie_exec_t *exec)
     genie_u64map_clear(&exec->weights);
     genie_u64map_clear(&exec->objects);
     free(exec);
+}
+
+genie_status_t genie_exec_set_memory_budget(genie_exec_t *exec, uint64_t bytes)
+{
+    exec->budget = bytes;
+    exec->stats.memory_budget_bytes = bytes;
+    return GENIE_OK;
 }
 
 const char *genie_exec_backend_name(const genie_exec_t *exec)
@@ -144,13 +226,19 @@ genie_status_t genie_exec_register_weight(genie_exec_t *exec, uint64_t fingerpri
     genie_storage_t hs = { .data = (void *)host, .refcount = 1 };
     genie_tensor_t t;
     genie_status_t st;
+    const char *why;
+    uint64_t nbytes;
 
     if (genie_u64map_get(&exec->weights, fingerprint) != NULL) {
         return GENIE_OK;
     }
-    if ((unsigned)dtype >= GENIE_DTYPE_COUNT || ndim < 0 || ndim > GENIE_MAX_DIMS) {
-        return genie_set_error(GENIE_ERR_INVALID, "executor: weight %s has bad dtype or rank",
-                               name ? name : "?");
+    if ((why = genie_shape_problem(dtype, ndim, shape, &nbytes)) != NULL) {
+        return genie_set_error(GENIE_ERR_INVALID, "executor: weight %s %s",
+                               name ? name : "?", why);
+    }
+    st = budget_check(exec, nbytes, 0, "weight %s", name ? name : "?");
+    if (st != GENIE_OK) {
+        return st;
     }
     memcpy(h.shape, shape, sizeof(int64_t) * (size_t)ndim);
     genie_tensor_set_contiguous_strides(&h);
@@ -209,10 +297,16 @@ static genie_status_t download(genie_exec_t *exec, const genie_tensor_t *src,
 genie_status_t genie_exec_fetch(genie_exec_t *exec, uint64_t object_id, genie_tensor_t *out_p)
 {
     genie_u64map_entry_t *e = genie_u64map_get(&exec->objects, object_id);
+    genie_status_t st;
 
     if (e == NULL) {
         return genie_set_error(GENIE_ERR_NOT_FOUND, "executor: no resident object %llu",
                                (unsigned long long)object_id);
+    }
+    st = budget_check(exec, genie_tensor_nbytes(&e->tensor), 0, "a copy of object %llu",
+                      (unsigned long long)object_id);
+    if (st != GENIE_OK) {
+        return st;
     }
     return download(exec, &e->tensor, out_p);
 }
@@ -242,6 +336,8 @@ genie_status_t genie_exec_put_object(genie_exec_t *exec, uint64_t object_id, uin
     genie_u64map_entry_t *old;
     genie_tensor_t        obj;
     genie_status_t        st;
+    const char           *why;
+    uint64_t              nbytes;
 
     if (object_id == 0 || object_id == UINT64_MAX) {
         return genie_set_error(GENIE_ERR_INVALID, "executor: object id %llu is reserved",
@@ -250,6 +346,18 @@ genie_status_t genie_exec_put_object(genie_exec_t *exec, uint64_t object_id, uin
     if (t->storage == NULL) {
         return genie_set_error(GENIE_ERR_INVALID, "executor: object %llu has no data",
                                (unsigned long long)object_id);
+    }
+    if ((why = genie_shape_problem(t->dtype, t->ndim, t->shape, &nbytes)) != NULL) {
+        return genie_set_error(GENIE_ERR_INVALID, "executor: object %llu %s",
+                               (unsigned long long)object_id, why);
+    }
+    old = genie_u64map_get(&exec->objects, object_id);
+    /* A host_memory backend adopts the received storage rather than copying
+     * it, but the object is resident all the same: it counts either way. */
+    st = budget_check(exec, nbytes, old != NULL ? genie_tensor_nbytes(&old->tensor) : 0,
+                      "object %llu", (unsigned long long)object_id);
+    if (st != GENIE_OK) {
+        return st;
     }
     if (exec->backend->iface->host_memory) {
         obj = *t;
@@ -290,6 +398,7 @@ static genie_status_t bind_source(genie_exec_t *exec, const genie_srg_value_t *v
 {
     genie_u64map_entry_t *e;
     char want[256], have[256];
+    genie_status_t st;
 
     switch (v->kind) {
     case GENIE_VAL_INPUT:
@@ -307,8 +416,17 @@ static genie_status_t bind_source(genie_exec_t *exec, const genie_srg_value_t *v
                                    genie_dtype_name(inputs[v->ref].dtype), have,
                                    genie_dtype_name(v->dtype), want);
         }
+        st = budget_check(exec, genie_tensor_nbytes(&inputs[v->ref]), 0, "input slot %llu",
+                          (unsigned long long)v->ref);
+        if (st == GENIE_OK) {
+            st = upload(exec, &inputs[v->ref], t_p);
+        }
+        if (st != GENIE_OK) {
+            return st;
+        }
         exec->stats.input_bytes += genie_tensor_nbytes(&inputs[v->ref]);
-        return upload(exec, &inputs[v->ref], t_p);
+        exec->run_bytes = add_sat(exec->run_bytes, t_p->storage->nbytes);
+        return GENIE_OK;
     case GENIE_VAL_WEIGHT:
     case GENIE_VAL_RESIDENT:
         e = genie_u64map_get(v->kind == GENIE_VAL_WEIGHT ? &exec->weights : &exec->objects,
@@ -339,6 +457,46 @@ static int value_pinned(const genie_srg_value_t *v)
     return v->is_output || v->keep_id != 0;
 }
 
+/* Release a value the run holds; when that frees a storage the run made
+ * (an input upload, a node output, or a view of one), its bytes leave
+ * run_bytes.  Weights and objects keep a reference of their own, so their
+ * storages never reach refcount 1 here. */
+static void run_release(genie_exec_t *exec, genie_tensor_t *t)
+{
+    if (t->storage != NULL && t->storage->refcount == 1) {
+        exec->run_bytes = sub_floor(exec->run_bytes, t->storage->nbytes);
+    }
+    genie_tensor_release(t);
+}
+
+/* What node n needs before it runs: its outputs (unless it is a view), and
+ * an f32 copy of each input that is a broadcast view (more elements than its
+ * storage holds), which a backend may stage: expand((1,1) -> (2^15,2^15))
+ * costs nothing as a view but 4 GiB as a copy. */
+static uint64_t node_need(const genie_srg_t *srg, const genie_srg_node_t *n, int is_view,
+                          const genie_tensor_t *vals)
+{
+    uint64_t need = 0;
+
+    for (uint32_t o = 0; o < n->n_out && !is_view; o++) {
+        need = add_sat(need, genie_srg_value_nbytes(genie_srg_value(srg, n->out[o])));
+    }
+    for (uint32_t i = 0; i < n->n_in; i++) {
+        const genie_tensor_t *t = n->in[i] == GENIE_SRG_NONE ? NULL : &vals[n->in[i]];
+        uint64_t numel, es;
+
+        if (t == NULL || t->storage == NULL) {
+            continue;
+        }
+        numel = (uint64_t)genie_tensor_numel(t);
+        es = genie_dtype_size(t->dtype);
+        if (mul_sat(numel, es) > t->storage->nbytes) {
+            need = add_sat(need, mul_sat(numel, es > 4 ? es : 4));
+        }
+    }
+    return need;
+}
+
 /* Run one node: allocate its outputs (unless it is a view), call the backend. */
 static genie_status_t run_node(genie_exec_t *exec, const genie_srg_t *srg,
                                const genie_srg_node_t *n, uint32_t idx, genie_tensor_t *vals)
@@ -356,6 +514,11 @@ static genie_status_t run_node(genie_exec_t *exec, const genie_srg_t *srg,
                                "executor: op %s (node %u, module '%s') is not implemented on the %s backend",
                                genie_op_name(n->op), idx, n->module_path,
                                exec->backend->iface->name);
+    }
+    st = budget_check(exec, node_need(srg, n, is_view, vals), 0, "node %u (%s)", idx,
+                      genie_op_name(n->op));
+    if (st != GENIE_OK) {
+        return st;
     }
     if (n->n_in > 16 && (in = malloc(sizeof(*in) * n->n_in)) == NULL) {
         return genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
@@ -376,6 +539,7 @@ static genie_status_t run_node(genie_exec_t *exec, const genie_srg_t *srg,
             if (st != GENIE_OK) {
                 goto out;
             }
+            exec->run_bytes = add_sat(exec->run_bytes, t->storage->nbytes);
         }
     }
     call = (genie_op_call_t){ .backend = exec->backend, .node = n, .in = in, .n_in = n->n_in,
@@ -409,6 +573,8 @@ out:
 }
 
 /* Check the invariant run_node relies on: a node's outputs are consecutive. */
+/* What the run relies on beyond the decoder's rules: each node's outputs
+ * are consecutive values, and no value is kept under a reserved id. */
 static genie_status_t check_outputs_consecutive(const genie_srg_t *srg)
 {
     for (uint32_t i = 0; i < genie_srg_n_nodes(srg); i++) {
@@ -423,6 +589,15 @@ static genie_status_t check_outputs_consecutive(const genie_srg_t *srg)
             return genie_set_error(GENIE_ERR_CORRUPT, "executor: node %u has no outputs", i);
         }
     }
+    /* Refused here, before anything runs, rather than at the commit, where
+     * kept values before it would already be in the object table. */
+    for (uint32_t v = 0; v < genie_srg_n_values(srg); v++) {
+        if (genie_srg_value(srg, v)->keep_id == UINT64_MAX) {
+            return genie_set_error(GENIE_ERR_INVALID,
+                                   "executor: value %u is kept under object id %llu, which is reserved",
+                                   v, (unsigned long long)UINT64_MAX);
+        }
+    }
     return GENIE_OK;
 }
 
@@ -434,13 +609,13 @@ genie_status_t genie_exec_run(genie_exec_t *exec, const genie_srg_t *srg,
     genie_tensor_t *vals = NULL, *outs = NULL;
     int64_t *last_use = NULL;
     uint32_t n_out = 0, k = 0;
-    uint64_t live = 0;
     genie_status_t st;
 
     st = check_outputs_consecutive(srg);
     if (st != GENIE_OK) {
         return st;
     }
+    exec->run_bytes = 0;
     vals     = calloc(nv ? nv : 1, sizeof(*vals));
     last_use = malloc(sizeof(*last_use) * (nv ? nv : 1));
     if (vals == NULL || last_use == NULL) {
@@ -474,13 +649,8 @@ genie_status_t genie_exec_run(genie_exec_t *exec, const genie_srg_t *srg,
         if (st != GENIE_OK) {
             goto err_release;
         }
-        if (!(genie_op_flags(n->op) & GENIE_OPF_VIEW)) {
-            for (uint32_t o = 0; o < n->n_out; o++) {
-                live += genie_tensor_nbytes(&vals[n->out[o]]);
-            }
-            if (live > exec->stats.peak_bytes) {
-                exec->stats.peak_bytes = live;
-            }
+        if (exec->run_bytes > exec->stats.peak_bytes) {
+            exec->stats.peak_bytes = exec->run_bytes;
         }
         /* Release what this node was the last consumer of, and outputs that
          * nobody consumes (e.g. layer_norm's mean/rstd). */
@@ -488,20 +658,13 @@ genie_status_t genie_exec_run(genie_exec_t *exec, const genie_srg_t *srg,
             uint32_t v = n->in[j];
             if (v != GENIE_SRG_NONE && last_use[v] == (int64_t)i &&
                 !value_pinned(genie_srg_value(srg, v)) && vals[v].storage != NULL) {
-                if (genie_srg_value(srg, v)->kind == GENIE_VAL_NODE &&
-                    vals[v].storage->refcount == 1) {
-                    live -= vals[v].storage->nbytes;
-                }
-                genie_tensor_release(&vals[v]);
+                run_release(exec, &vals[v]);
             }
         }
         for (uint32_t o = 0; o < n->n_out; o++) {
             uint32_t v = n->out[o];
             if (last_use[v] < 0 && !value_pinned(genie_srg_value(srg, v))) {
-                if (vals[v].storage != NULL && vals[v].storage->refcount == 1) {
-                    live -= vals[v].storage->nbytes;
-                }
-                genie_tensor_release(&vals[v]);
+                run_release(exec, &vals[v]);
             }
         }
     }
@@ -511,9 +674,16 @@ genie_status_t genie_exec_run(genie_exec_t *exec, const genie_srg_t *srg,
     }
     for (uint32_t v = 0; v < nv; v++) {
         if (genie_srg_value(srg, v)->is_output) {
-            st = download(exec, &vals[v], &outs[k]);
+            st = budget_check(exec, genie_tensor_nbytes(&vals[v]), 0, "output value %u", v);
+            if (st == GENIE_OK) {
+                st = download(exec, &vals[v], &outs[k]);
+            }
             if (st != GENIE_OK) {
                 goto err_release;
+            }
+            exec->run_bytes = add_sat(exec->run_bytes, genie_tensor_nbytes(&outs[k]));
+            if (exec->run_bytes > exec->stats.peak_bytes) {
+                exec->stats.peak_bytes = exec->run_bytes;
             }
             exec->stats.output_bytes += genie_tensor_nbytes(&outs[k]);
             k++;
@@ -542,6 +712,7 @@ genie_status_t genie_exec_run(genie_exec_t *exec, const genie_srg_t *srg,
     for (uint32_t v = 0; v < nv; v++) {
         genie_tensor_release(&vals[v]);
     }
+    exec->run_bytes = 0;
     free(vals);
     free(last_use);
     *outputs_p   = outs;
@@ -557,6 +728,7 @@ err_release:
     }
     free(outs);
 err_free:
+    exec->run_bytes = 0;
     free(vals);
     free(last_use);
     return st;
@@ -634,6 +806,7 @@ void genie_exec_get_stats(const genie_exec_t *exec, genie_exec_stats_t *stats_p)
     uint64_t *owners = malloc(sizeof(*owners) * (size_t)(m->count ? m->count : 1));
     uint64_t k = 0;
 
+    s.memory_in_use_bytes = in_use(exec);
     /* Sessions are derived from the object table (no second structure to
      * keep consistent); stats are not on a hot path. */
     s.sessions = 0;

@@ -180,36 +180,10 @@ genie_status_t genie_srg_reserve(genie_srg_t *srg, uint32_t more_values, uint32_
 
 const char *genie_srg_shape_problem(genie_dtype_t dtype, int ndim, const int64_t *shape)
 {
-    uint64_t limit, numel = 1;
-
-    if ((unsigned)dtype >= GENIE_DTYPE_COUNT) {
-        return "has an invalid dtype";
-    }
-    if (ndim < 0 || ndim > GENIE_MAX_DIMS) {
-        return "has ndim outside 0..8";
-    }
-    if (ndim > 0 && shape == NULL) {
-        return "has ndim > 0 but no extents";
-    }
-    for (int d = 0; d < ndim; d++) {
-        if (shape[d] < 0) {
-            return "has a negative extent";
-        }
-        if (shape[d] == 0) {
-            return NULL;             /* empty tensor: zero bytes whatever the rest */
-        }
-    }
-    /* numel * elsize <= 2^62, checked one factor at a time so nothing overflows:
-     * numel * e <= limit  <=>  numel <= floor(limit / e). */
-    limit = GENIE_SRG_MAX_NBYTES / genie_dtype_size(dtype);
-    for (int d = 0; d < ndim; d++) {
-        uint64_t e = (uint64_t)shape[d];
-        if (numel > limit / e) {
-            return "describes more than 2^62 bytes";
-        }
-        numel *= e;
-    }
-    return NULL;
+    /* One rule for every tensor that crosses a process boundary (tensor.h):
+     * an empty tensor's other extents are bounded too, so that strides and
+     * partial products computed from them cannot overflow. */
+    return genie_shape_problem(dtype, ndim, shape, NULL);
 }
 
 /* Name check shared by value names and module paths. */

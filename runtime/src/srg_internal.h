@@ -21,7 +21,7 @@
 
 /* Format limits beyond those in srg.h, enforced by builder and decoder alike. */
 #define GENIE_SRG_MAX_IDS     GENIE_SRG_NONE   /* ids are < 0xFFFFFFFF (NONE is reserved) */
-#define GENIE_SRG_MAX_NBYTES  (UINT64_C(1) << 62) /* largest tensor a value may describe */
+#define GENIE_SRG_MAX_NBYTES  GENIE_MAX_TENSOR_BYTES /* largest tensor a value may describe */
 
 typedef struct genie_srg_arena_block genie_srg_arena_block_t;
 
@@ -52,8 +52,9 @@ char *genie_srg_strdup(genie_srg_t *srg, const char *s, size_t len);
  * message when the ids would run into GENIE_SRG_NONE). */
 genie_status_t genie_srg_reserve(genie_srg_t *srg, uint32_t more_values, uint32_t more_nodes);
 
-/* Shape rule shared by builder and decoder: 0 <= ndim <= GENIE_MAX_DIMS, every
- * extent >= 0, numel * elsize <= 2^62.  Returns NULL when fine, else a static
+/* Shape rule shared by builder and decoder: genie_shape_problem (tensor.h):
+ * 0 <= ndim <= GENIE_MAX_DIMS, every extent >= 0, the product of the extents
+ * (a zero counted as 1) times elsize <= 2^62.  Returns NULL when fine, else a static
  * phrase ("has a negative extent", ...) for the caller's message. */
 const char *genie_srg_shape_problem(genie_dtype_t dtype, int ndim, const int64_t *shape);
 

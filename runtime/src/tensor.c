@@ -35,6 +35,45 @@ bool genie_dtype_is_float(genie_dtype_t dt)
     return dt == GENIE_F32 || dt == GENIE_F16 || dt == GENIE_BF16;
 }
 
+const char *genie_shape_problem(genie_dtype_t dtype, int ndim, const int64_t *shape,
+                                uint64_t *nbytes_p)
+{
+    uint64_t limit, bound = 1;
+    int      empty = 0;
+
+    if ((unsigned)dtype >= GENIE_DTYPE_COUNT) {
+        return "has an invalid dtype";
+    }
+    if (ndim < 0 || ndim > GENIE_MAX_DIMS) {
+        return "has ndim outside 0..8";
+    }
+    if (ndim > 0 && shape == NULL) {
+        return "has ndim > 0 but no extents";
+    }
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0) {
+            return "has a negative extent";
+        }
+        empty |= shape[d] == 0;
+    }
+    /* bound * elsize <= 2^62, checked one factor at a time so nothing
+     * overflows: bound * e <= limit  <=>  bound <= floor(limit / e). */
+    limit = GENIE_MAX_TENSOR_BYTES / dtype_sizes[dtype];
+    for (int d = 0; d < ndim; d++) {
+        uint64_t e = shape[d] == 0 ? 1 : (uint64_t)shape[d];
+
+        if (bound > limit / e) {
+            return empty ? "has extents whose product (zeros counted as 1) is more than 2^62 bytes"
+                         : "describes more than 2^62 bytes";
+        }
+        bound *= e;
+    }
+    if (nbytes_p != NULL) {
+        *nbytes_p = empty ? 0 : bound * dtype_sizes[dtype];
+    }
+    return NULL;
+}
+
 int64_t genie_tensor_numel(const genie_tensor_t *t)
 {
     int64_t n = 1;

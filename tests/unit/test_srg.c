@@ -847,10 +847,14 @@ static void test_builder_rejects(void **state)
     assert_int_equal(genie_srg_n_nodes(g), nn);
     check_round_trip(g);   /* still a sound graph */
 
-    /* Accepted edge cases: exactly 2^62 bytes; an empty tensor with huge extents. */
+    /* Edge cases: exactly 2^62 bytes is accepted; so is an empty tensor whose
+     * other extents stay within the bound (zeros counted as 1), while one
+     * with huge extents is refused: its strides (INT64_MAX * INT64_MAX)
+     * would overflow (issue 13, "zero extents skip the stride bound"). */
     {
         static const int64_t max_ok[] = { INT64_C(1) << 60 }, too_big[] = { (INT64_C(1) << 60) + 1 };
-        static const int64_t empty[] = { INT64_MAX, 0, INT64_MAX };
+        static const int64_t empty[] = { INT64_C(1) << 31, 0, INT64_C(1) << 31 };
+        static const int64_t empty_huge[] = { INT64_MAX, 0, INT64_MAX };
         assert_int_equal(genie_srg_add_source(g, GENIE_VAL_INPUT, GENIE_F32, 1, max_ok,
                                               GENIE_RES_EPHEMERAL_ACTIVATION, 0, NULL, &id),
                          GENIE_OK);
@@ -862,6 +866,9 @@ static void test_builder_rejects(void **state)
                                               GENIE_RES_EPHEMERAL_ACTIVATION, 0, NULL, &id),
                          GENIE_OK);
         assert_int_equal(genie_srg_value_nbytes(genie_srg_value(g, id)), 0);
+        expect_error(genie_srg_add_source(g, GENIE_VAL_INPUT, GENIE_BOOL, 3, empty_huge,
+                                          GENIE_RES_EPHEMERAL_ACTIVATION, 0, NULL, &id),
+                     GENIE_ERR_INVALID, "zeros counted as 1");
         assert_int_equal(genie_srg_add_source(g, GENIE_VAL_INPUT, GENIE_F32, 2, sh2,
                                               GENIE_RES_EPHEMERAL_ACTIVATION, 0, long_name + 1,
                                               &id), GENIE_OK);   /* exactly 4096 bytes */
@@ -1608,6 +1615,22 @@ static void e_overflow_wrap(tgraph_t *g)   /* product wraps to 0 mod 2^64 */
     g->v[0].shape[1] = INT64_C(1) << 32;
     tg_encode(g);
 }
+static void e_empty_huge(tgraph_t *g)      /* an empty tensor whose strides would overflow */
+{
+    g->v[0].ndim = 4;
+    g->v[0].shape[0] = 0;
+    g->v[0].shape[1] = INT64_C(1) << 32;
+    g->v[0].shape[2] = INT64_C(1) << 32;
+    g->v[0].shape[3] = INT64_C(1) << 32;
+    tg_encode(g);
+}
+static void e_negative_after_zero(tgraph_t *g)
+{
+    g->v[0].ndim = 2;
+    g->v[0].shape[0] = 0;
+    g->v[0].shape[1] = -5;
+    tg_encode(g);
+}
 static void e_src_producer(tgraph_t *g) { g->v[1].producer = 0; tg_encode(g); }
 static void e_src_pout(tgraph_t *g)     { g->v[7].pout = 0; tg_encode(g); }
 static void e_producer_oob(tgraph_t *g) { g->v[3].producer = 5; tg_encode(g); }
@@ -1704,6 +1727,8 @@ static void test_rejects(void **state)
         { "INT64_MIN extent", e_neg_min, GENIE_ERR_CORRUPT, "negative extent" },
         { "numel overflow", e_overflow, GENIE_ERR_CORRUPT, "2^62" },
         { "numel wraps to 0", e_overflow_wrap, GENIE_ERR_CORRUPT, "2^62" },
+        { "empty, strides overflow", e_empty_huge, GENIE_ERR_CORRUPT, "zeros counted as 1" },
+        { "negative extent after a zero", e_negative_after_zero, GENIE_ERR_CORRUPT, "negative extent" },
         { "source with producer", e_src_producer, GENIE_ERR_CORRUPT, "value 1: weight value names producer 0" },
         { "source with producer_out", e_src_pout, GENIE_ERR_CORRUPT, "value 7: resident" },
         { "producer out of range", e_producer_oob, GENIE_ERR_CORRUPT, "producer node 5 out of range" },
@@ -1828,14 +1853,16 @@ static void test_accepts_edges(void **state)
     check_round_trip(g);
     genie_srg_destroy(g);
 
-    /* exactly 2^62 bytes, an empty tensor with huge extents, ndim 8, ids not
-     * in node order (sources after node outputs), a node without inputs */
+    /* exactly 2^62 bytes, an empty tensor with large extents (their product,
+     * the zero counted as 1, (2^7)^7 = 2^49 f32 elements: within the bound),
+     * ndim 8, ids not in node order (sources after node outputs), a node
+     * without inputs */
     tg_base(t, 0);
     t->v[0].ndim = 1;
     t->v[0].shape[0] = INT64_C(1) << 60;   /* f32: 2^62 bytes */
     t->v[1].ndim = 8;
     for (int d = 0; d < 8; d++) {
-        t->v[1].shape[d] = d == 3 ? 0 : INT64_MAX;
+        t->v[1].shape[d] = d == 3 ? 0 : 128;
     }
     tg_encode(t);
     genie_clear_error();

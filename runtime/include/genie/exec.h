@@ -26,15 +26,37 @@ typedef struct genie_exec_stats {
     uint64_t resident_bytes;    /* their bytes                       */
     uint64_t input_bytes;       /* host bytes received as inputs     */
     uint64_t output_bytes;      /* host bytes returned as outputs    */
-    uint64_t peak_bytes;        /* peak of live activation bytes     */
+    uint64_t peak_bytes;        /* peak of the bytes a request held  */
     uint64_t sessions;          /* live sessions (owning >= 1 object) */
     uint64_t session_bytes;     /* bytes of objects owned by sessions */
     double   compute_s;         /* time inside backend ops           */
     double   phase_s[GENIE_PHASE_COUNT]; /* compute time per phase   */
+    uint64_t memory_budget_bytes; /* genie_exec_set_memory_budget; 0 = none */
+    uint64_t memory_in_use_bytes; /* weights + residents (+ a run's bytes)  */
 } genie_exec_stats_t;
 
 genie_status_t genie_exec_create(genie_backend_t *backend, genie_exec_t **exec_p);
 void           genie_exec_destroy(genie_exec_t *exec);
+
+/* Memory budget (genie.conf memory_mb, GENIE_MEMORY_MB): the most bytes the
+ * executor may hold at once, counted as weights + resident objects + what
+ * the request in progress holds (its uploaded inputs, live activations and
+ * the host copies of its outputs).  0 = no budget (the default).
+ *
+ * Every allocation the executor makes for a request is checked before it is
+ * made: a weight, a node's outputs, an input upload, an object put on the
+ * executor (a received KV cache) and a fetch copy.  A node one of whose
+ * inputs is a broadcast view (more elements than its storage holds, as
+ * expand makes) is also charged an f32 copy of that input, which a backend
+ * may need to stage.  Over budget, the call fails with GENIE_ERR_NOMEM and one
+ * line, e.g. "executor: request needs 2.0 GiB more for node 17 (mm.default)
+ * but the memory budget is 1.0 GiB (memory_mb in genie.conf), 0.6 GiB in
+ * use", and changes nothing: a failed run frees what it allocated, objects
+ * and sessions from before are intact.  A budget below what is in use now is
+ * accepted; it refuses every new allocation until enough is freed.
+ * Backend-internal scratch (softmax rows, attention score blocks) is bounded
+ * by the sizes above and not counted. */
+genie_status_t genie_exec_set_memory_budget(genie_exec_t *exec, uint64_t bytes);
 
 /* Register a weight once; a second registration of the same fingerprint is a
  * no-op returning GENIE_OK.  `host` is contiguous data of dtype/shape. */

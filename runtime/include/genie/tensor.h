@@ -52,6 +52,19 @@ size_t      genie_dtype_size(genie_dtype_t dt);
 const char *genie_dtype_name(genie_dtype_t dt);
 bool        genie_dtype_is_float(genie_dtype_t dt);
 
+/* The bound every tensor that crosses a process boundary must keep (SRG
+ * values, wire tensors, weights, objects): a valid dtype, 0 <= ndim <= 8,
+ * every extent >= 0, and the product of the extents -- a zero extent counted
+ * as 1 -- times the element size at most GENIE_MAX_TENSOR_BYTES.  Counting
+ * zeros as 1 bounds every partial product too, so contiguous strides, numel
+ * and any loop bound over a subset of the dims fit in int64 even for an
+ * empty tensor, whose other extents could otherwise be anything.  NULL when
+ * the shape is fine, else a static phrase for the caller's message ("has a
+ * negative extent", ...); *nbytes_p (may be NULL) gets numel * elsize. */
+#define GENIE_MAX_TENSOR_BYTES (UINT64_C(1) << 62)
+const char *genie_shape_problem(genie_dtype_t dtype, int ndim, const int64_t *shape,
+                                uint64_t *nbytes_p);
+
 int64_t genie_tensor_numel(const genie_tensor_t *t);
 size_t  genie_tensor_nbytes(const genie_tensor_t *t);      /* numel * elsize */
 bool    genie_tensor_is_contiguous(const genie_tensor_t *t);
