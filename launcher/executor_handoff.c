@@ -382,6 +382,15 @@ genie_status_t genie_server_kv_offer(genie_server_t *srv, genie_ucx_msg_t *m)
     double              t0 = now_s();
     genie_status_t      st;
 
+    /* Only another executor offers objects (the source of a HANDOFF); the
+     * rkeys are parsed by UCX, which takes no length for them. */
+    {
+        const genie_ucx_peer_info_t *peer = genie_ucx_peer(srv->ucx, m->from);
+        if (peer == NULL || m->from == srv->rank || peer->role != GENIE_ROLE_EXECUTOR) {
+            return genie_set_error(GENIE_ERR_INVALID, "executor: KV_OFFER from rank %d, which is "
+                                   "not another executor", (int)m->from);
+        }
+    }
     genie_wire_r_init(&r, m->payload, m->len, "KV_OFFER");
     session = genie_wire_r_u64(&r);
     n       = genie_wire_r_count(&r, 40);
