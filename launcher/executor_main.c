@@ -15,6 +15,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <errno.h>
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
@@ -127,6 +128,39 @@ static int first_on_host(genie_ucx_t *ucx, int rank)
     return 1;
 }
 
+/* GENIE_MEMORY_MB (genie.conf memory_mb): the executor's memory budget;
+ * 0 or unset = this node's physical memory (MemTotal).  A value that is not
+ * an integer in 0..1073741824 is refused: the launcher checked it already. */
+static genie_status_t memory_budget(uint64_t *bytes_p)
+{
+    const char        *v = getenv("GENIE_MEMORY_MB");
+    char              *end = NULL;
+    unsigned long long mb = 0;
+
+    if (v != NULL && v[0] != '\0') {
+        errno = 0;
+        mb = strtoull(v, &end, 10);
+        if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || mb > 1073741824ull) {
+            return genie_set_error(GENIE_ERR_INVALID, "GENIE_MEMORY_MB=%s is not a whole number of "
+                                   "MiB in 0..1073741824", v);
+        }
+    }
+    if (mb == 0) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        *bytes_p = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+    } else {
+        *bytes_p = (uint64_t)mb << 20;
+    }
+    return GENIE_OK;
+}
+
+/* Between the nodes of a long run: progress the transport, so that liveness
+ * probes are answered while the executor computes. */
+static void exec_tick(void *arg)
+{
+    genie_ucx_poll(arg);
+}
+
 static genie_status_t make_backend(genie_backend_t **backend_p, int *threads_p)
 {
     const char *b = getenv("GENIE_BACKEND");
@@ -207,6 +241,18 @@ int main(int argc, char **argv)
         backend->iface->destroy(backend);
         goto out_mpi;
     }
+    {
+        uint64_t budget = 0;
+        if (memory_budget(&budget) != GENIE_OK ||
+            genie_exec_set_memory_budget(exec, budget) != GENIE_OK) {
+            die(rank, "memory budget");
+            genie_ucx_destroy(ucx);
+            genie_exec_destroy(exec);
+            backend->iface->destroy(backend);
+            goto out_mpi;
+        }
+    }
+    genie_exec_set_tick(exec, exec_tick, ucx);
     install_signals();
     srv.ucx  = ucx;
     srv.exec = exec;

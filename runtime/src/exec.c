@@ -31,6 +31,9 @@ struct genie_exec {
     genie_exec_stats_t  stats;
     uint64_t            budget;    /* bytes; 0 = none                        */
     uint64_t            run_bytes; /* held by the run in progress (see top)  */
+    genie_exec_tick_fn  tick;      /* between nodes (genie_exec_set_tick)    */
+    void               *tick_arg;
+    double              tick_t;    /* when it last ran                       */
 };
 
 static uint64_t add_sat(uint64_t a, uint64_t b)
@@ -136,6 +139,13 @@ genie_status_t genie_exec_set_memory_budget(genie_exec_t *exec, uint64_t bytes)
     exec->budget = bytes;
     exec->stats.memory_budget_bytes = bytes;
     return GENIE_OK;
+}
+
+void genie_exec_set_tick(genie_exec_t *exec, genie_exec_tick_fn fn, void *arg)
+{
+    exec->tick     = fn;
+    exec->tick_arg = arg;
+    exec->tick_t   = 0;
 }
 
 const char *genie_exec_backend_name(const genie_exec_t *exec)
@@ -648,6 +658,13 @@ genie_status_t genie_exec_run(genie_exec_t *exec, const genie_srg_t *srg,
         st = run_node(exec, srg, n, i, vals);
         if (st != GENIE_OK) {
             goto err_release;
+        }
+        if (exec->tick != NULL) {
+            double t = now_s();
+            if (t - exec->tick_t >= 0.02) {
+                exec->tick_t = t;
+                exec->tick(exec->tick_arg);
+            }
         }
         if (exec->run_bytes > exec->stats.peak_bytes) {
             exec->stats.peak_bytes = exec->run_bytes;

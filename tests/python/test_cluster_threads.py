@@ -71,3 +71,15 @@ def test_driver_checks_the_handoff_count(monkeypatch):
     with distributed("prefill:1,decode:1"):
         with pytest.raises(genie.GenieError, match=r"moved \d+ bytes, the cache is \d+ bytes"):
             genie.generate(remote, torch.tensor([[1, 2, 3]]), max_new_tokens=3)
+
+
+@needs_cluster
+def test_memory_budget_refuses_with_one_line():
+    """GENIE_MEMORY_MB (genie.conf memory_mb) reaches the executors: a weight
+    over the budget is refused with the sizes, before anything is allocated,
+    and the job ends with that line and a non-zero status."""
+    p = launch([str(ROOT / "jobs" / "examples" / "generate.py"), "--model", "gpt2-tiny",
+                "--prompts", "1", "--new-tokens", "4"], {"GENIE_MEMORY_MB": "1"})
+    assert p.returncode != 0, p.stdout
+    lines = [l for l in p.stderr.splitlines() if "memory budget is 1.0 MiB" in l]
+    assert len(lines) == 1 and lines[0].startswith("genie: "), p.stderr[-3000:]

@@ -58,6 +58,13 @@ void           genie_exec_destroy(genie_exec_t *exec);
  * by the sizes above and not counted. */
 genie_status_t genie_exec_set_memory_budget(genie_exec_t *exec, uint64_t bytes);
 
+/* A hook the executor calls between the nodes of a run, at most every 20 ms
+ * (an executor serving requests keeps answering its transport's liveness
+ * probes while it computes).  fn NULL: none.  The hook must not run
+ * requests on this executor. */
+typedef void (*genie_exec_tick_fn)(void *arg);
+void genie_exec_set_tick(genie_exec_t *exec, genie_exec_tick_fn fn, void *arg);
+
 /* Register a weight once; a second registration of the same fingerprint is a
  * no-op returning GENIE_OK.  `host` is contiguous data of dtype/shape. */
 genie_status_t genie_exec_register_weight(genie_exec_t *exec, uint64_t fingerprint,
