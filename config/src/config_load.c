@@ -1,11 +1,12 @@
 /*
- * genie-launch's libconfig file (format and every key: configs/genie.conf).
+ * genie.conf, the libconfig file of genie-launch and of the SPANK plugin
+ * (format and every key: configs/genie.conf).
  *
  * The file is read whole by libconfig, then every setting is looked at by
  * name: an unknown key, a value of the wrong type or outside its range is
  * refused with the file, the line and the key, so that a typo never silently
  * falls back to a default.  Values given here are overridden by command-line
- * flags (launch.c applies those after loading).  Builds without libconfig
+ * flags (genie-launch's launch.c applies those after loading).  Builds without libconfig
  * refuse any config file instead of ignoring it.
  */
 #include <errno.h>
@@ -16,12 +17,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#ifdef GENIE_LAUNCH_HAVE_LIBCONFIG
+#ifdef GENIE_CONFIG_HAVE_LIBCONFIG
 #include <libconfig.h>
 #endif
 
 #include "genie/phase_spec.h"
-#include "launch_config.h"
+#include "genie/config.h"
 
 static void report_stderr(const char *msg)
 {
@@ -208,7 +209,7 @@ int genie_launch_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *value
     return 1;
 }
 
-#ifndef GENIE_LAUNCH_HAVE_LIBCONFIG
+#ifndef GENIE_CONFIG_HAVE_LIBCONFIG
 
 genie_status_t genie_launch_config_load(genie_launch_config_t *cfg, const char *path)
 {
@@ -649,7 +650,7 @@ static genie_status_t load_checkpoint(genie_launch_config_t *cfg, const char *pa
     return GENIE_OK;
 }
 
-/* spares = { decode = 1; }: phase name = spare slices (launch_config.h). */
+/* spares = { decode = 1; }: phase name = spare slices (genie/config.h). */
 static genie_status_t load_spares(genie_launch_config_t *cfg, const char *path,
                                   const config_setting_t *group)
 {

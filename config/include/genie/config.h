@@ -5,13 +5,14 @@
  * Every value is checked here, when it is read, so that a bad file is refused
  * with its name, line and key before anything is created or started.
  *
- * One reader for both programs (launch_config.c is also compiled into
- * genie_spank.so), so that a file one of them accepts the other accepts too.
+ * One reader for both programs (the library genie_config, config/, linked
+ * into genie-launch and into genie_spank.so), so that a file one of them
+ * accepts the other accepts too.
  * The `slurm` group is the admin's policy for srun --genie-phases; genie-launch
  * checks it and otherwise ignores it.
  */
-#ifndef GENIE_LAUNCH_CONFIG_H
-#define GENIE_LAUNCH_CONFIG_H
+#ifndef GENIE_CONFIG_H
+#define GENIE_CONFIG_H
 
 #include <stdint.h>
 
