@@ -364,31 +364,40 @@ def case_spares_env(tmp):
     conf = os.path.join(tmp, "user.conf")
     with open(conf, "w") as f:
         f.write('checkpoint = { dir = "/scratch/cfg-ckpt"; every_steps = 5; every_seconds = 1.5;\n'
-                '  keep = 3; term_grace_s = 90; };\nspares = { decode = 3; };\n')
+                '  keep = 3; term_grace_s = 90; };\nspares = { decode = 3; };\n'
+                'request_timeout_s = 12.5;\nbootstrap_timeout_s = 300;\nmemory_mb = 2048;\n')
     os.chmod(tmp, 0o755)
     os.chmod(conf, 0o644)
     show = ('echo "task $SLURM_PROCID $GENIE_ROLE $GENIE_PHASES phase=$GENIE_PHASE '
             'rank=$GENIE_PHASE_RANK gpu=$CUDA_VISIBLE_DEVICES dir=$GENIE_CHECKPOINT_DIR '
             'steps=$GENIE_CHECKPOINT_EVERY_STEPS s=$GENIE_CHECKPOINT_EVERY_S '
-            'keep=$GENIE_CHECKPOINT_KEEP grace=$GENIE_TERM_GRACE_S"')
+            'keep=$GENIE_CHECKPOINT_KEEP grace=$GENIE_TERM_GRACE_S '
+            'waits=$GENIE_REQUEST_TIMEOUT_S,$GENIE_HANDOFF_TIMEOUT_S,$GENIE_CHECKPOINT_TIMEOUT_S,'
+            '$GENIE_BOOTSTRAP_TIMEOUT_S mem=$GENIE_MEMORY_MB"')
     base = ["srun", "--genie-phases=prefill:1,decode:1+1", "-t", "2", "-J", "genie-spares"]
     steps = [
         (base + [f"--genie-config={conf}", "sh", "-c", show], "/scratch/cfg-ckpt",
-         "steps=5 s=1.5 keep=3 grace=90"),
+         "steps=5 s=1.5 keep=3 grace=90 waits=12.5,60,600,300 mem=2048"),
         (base + [f"--genie-config={conf}", "--genie-checkpoint-dir=/scratch/flag", "sh", "-c",
-                 show], "/scratch/flag", "steps=5 s=1.5 keep=3 grace=90"),
-        (base + ["sh", "-c", show], "", "steps= s= keep= grace="),
+                 show], "/scratch/flag", "steps=5 s=1.5 keep=3 grace=90 waits=12.5,60,600,300 "
+                                         "mem=2048"),
+        # no config: the defaults, always passed (the caller's values below replaced)
+        (base + ["sh", "-c", show], "", "steps= s= keep= grace= waits=30,60,600,120 mem=0"),
     ]
     print("checks: srun --genie-phases=prefill:1,decode:1+1 (no -n: the cli_filter sizes it "
           "to 4 tasks and 3 GPUs) starts the driver, prefill slice 0 and decode slices 0 and 1 "
           "(the spare), each executor with its own GPU; GENIE_PHASES keeps the '+1'; the "
           "checkpoint group of --genie-config reaches every task (GENIE_CHECKPOINT_DIR: "
-          "--genie-checkpoint-dir over the config's dir); without it nothing is set")
+          "--genie-checkpoint-dir over the config's dir); without it nothing is set; every "
+          "task gets the four timeouts and memory_mb (the config's, else the defaults, even "
+          "over the caller's environment)")
     want_roles = {0: ("driver", "", ""), 1: ("executor", "prefill", "0"),
                   2: ("executor", "decode", "0"), 3: ("executor", "decode", "1")}
     # srun passes the caller's environment on: none of these may come from it
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GENIE_CHECKPOINT_", "GENIE_TERM_GRACE_S", "GENIE_RESTORE_DIR"))}
+    # ... and these the plugin must replace with genie.conf's values
+    env.update(GENIE_REQUEST_TIMEOUT_S="0", GENIE_CHECKPOINT_TIMEOUT_S="1", GENIE_MEMORY_MB="7")
     for argv, ckpt_dir, policy in steps:
         r = run(argv, timeout=120, env=env, job_name="genie-spares")
         tasks = {}
