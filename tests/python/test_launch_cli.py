@@ -7,11 +7,13 @@ the real runs also need build/bin/genie-executor and mpirun.
 """
 import os
 import random
+import select
 import re
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -723,3 +725,126 @@ def test_fuzz_config(env, tmp_path):
                 timeout=10)
         _check_no_crash(p)
     assert_nothing_created(env)
+
+
+# --- executors never outlive the driver ---------------------------------------
+
+# The driver: connect to the executors, say so, then wait to be killed.
+DRIVER_CONNECT_SLEEP = ("import sys, time, genie\n"
+                        "info = genie.init()\n"
+                        "print('connected', info['mode'], info['executors'], flush=True)\n"
+                        "time.sleep(600)\n")
+LEFT_WITHIN_S = 10
+
+
+def _proc_stat(pid):
+    """(ppid, state) of pid, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(rest[1]), rest[0]
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def _descendants(root):
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = _proc_stat(int(d))
+            if st is not None:
+                kids.setdefault(st[0], []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def _running(pid):
+    """Alive and not a zombie (a zombie runs nothing; its parent reaps it)."""
+    st = _proc_stat(pid)
+    return st is not None and st[1] != "Z"
+
+
+def _read_line_within(stream, want, timeout):
+    """Lines of stream until one starts with want, or None after timeout."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    buf = b""
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        if not r:
+            break
+        chunk = os.read(stream.fileno(), 4096)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            seen.append(line.decode(errors="replace"))
+            if seen[-1].startswith(want):
+                return seen
+    return None
+
+
+def _driver_killed(env, victim):
+    """genie-launch --phases prefill:1,decode:1 -- python -c CONNECT-SLEEP; once
+    the driver has connected, SIGKILL `victim` ("driver": the python process,
+    "shim": genie-launch --driver-shim around it); then no genie-executor of
+    the job may still run LEFT_WITHIN_S seconds later."""
+    e = dict(env)
+    del e["GENIE_EXECUTOR"], e["GENIE_MPIRUN"]
+    e["PATH"] = os.environ["PATH"]
+    p = subprocess.Popen([str(LAUNCH), "--phases", "prefill:1,decode:1", "--", sys.executable,
+                          "-c", DRIVER_CONNECT_SLEEP], env=e, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    procs = []
+    try:
+        seen = _read_line_within(p.stdout, "connected", 180)
+        assert seen is not None, "the driver never connected"
+        assert seen[-1] == "connected distributed 2", seen
+        procs = _descendants(p.pid)
+        executors = [q for q in procs if os.path.basename((_cmdline(q) or [""])[0]) ==
+                     "genie-executor"]
+        shims = [q for q in procs if _cmdline(q)[1:2] == ["--driver-shim"]]
+        drivers = [q for q in procs if _cmdline(q)[:2] == [sys.executable, "-c"]]
+        assert len(executors) == 2 and len(shims) == 1 and len(drivers) == 1, \
+            [(q, _cmdline(q)) for q in procs]
+        target = drivers[0] if victim == "driver" else shims[0]
+        os.kill(target, signal.SIGKILL)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < LEFT_WITHIN_S and any(_running(q) for q in executors):
+            time.sleep(0.1)
+        left = [q for q in executors if _running(q)]
+        assert not left, (f"{len(left)} genie-executor process(es) of the job still running "
+                          f"{LEFT_WITHIN_S} s after SIGKILL of the {victim}: "
+                          f"{[(q, _cmdline(q)) for q in left]}")
+        print(f"no executor left {time.monotonic() - t0:.1f} s after SIGKILL of the {victim}")
+    finally:
+        # Whatever the outcome, nothing of this job may outlive the test.
+        for q in [p.pid] + procs + _descendants(p.pid):
+            try:
+                os.kill(q, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        p.wait(timeout=60)
+
+
+@needs_executor
+def test_driver_sigkill_leaves_no_executor(env):
+    _driver_killed(env, "driver")
+
+
+@needs_executor
+def test_driver_shim_sigkill_leaves_no_executor(env):
+    _driver_killed(env, "shim")

@@ -613,6 +613,108 @@ def case_launch_in_allocation(tmp):
     return ok_line(f"genie-launch through srun: {m.group(0)}; {r.secs:.0f} s")
 
 
+def _environ(pid):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+    except OSError:
+        return None
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def _running(pid):
+    """Alive and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _job_tasks(job_id):
+    """{pid: (SLURM_PROCID, cmdline)} of this node's processes of job_id."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        env = _environ(int(d))
+        if env is not None and env.get(b"SLURM_JOB_ID") == job_id.encode() and \
+                b"SLURM_PROCID" in env:
+            out[int(d)] = (env[b"SLURM_PROCID"].decode(), _cmdline(int(d)))
+    return out
+
+
+DRIVER_CONNECT_SLEEP = ("import sys, time, genie\n"
+                        "info = genie.init()\n"
+                        "print('connected', info['mode'], info['executors'], flush=True)\n"
+                        "time.sleep(600)\n")
+
+
+def case_driver_killed(tmp):
+    """Executors never outlive their driver: SIGKILL of task 0 (the user's
+    python) of a running srun --genie-phases step leaves no genie-executor
+    task of the step running 10 s later."""
+    name = "genie-driver-killed"
+    argv = ["srun", "--genie-phases=prefill:1,decode:1", "-t", "3", "-J", name,
+            "python", "-c", DRIVER_CONNECT_SLEEP]
+    print(f"checks: {shlex.join(argv[:7])} python -c '<connect, then sleep>': once the driver "
+          "has connected to its 2 executors, SIGKILL the driver task; within 10 s no "
+          "genie-executor process of the job may still run")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    out = []
+    try:
+        deadline = time.monotonic() + 300
+        connected = None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out.append(line.decode(errors="replace").rstrip("\n"))
+            if out[-1].startswith("connected"):
+                connected = out[-1]
+                break
+        if connected != "connected distributed 2":
+            print("--- srun output:\n" + "\n".join(out))
+            return fail(f"the driver did not connect to 2 executors (last line {connected!r})")
+        q = run(["squeue", "-h", "-n", name, "-o", "%i"], timeout=30)
+        job_ids = q.out.split()
+        if len(job_ids) != 1:
+            return fail(f"squeue -n {name}: {q.out!r} (want one job)")
+        tasks = _job_tasks(job_ids[0])
+        drivers = [p for p, (rank, cmd) in tasks.items() if rank == "0" and cmd[1:2] == ["-c"]]
+        executors = [p for p, (rank, cmd) in tasks.items()
+                     if rank != "0" and os.path.basename((cmd or [""])[0]) == "genie-executor"]
+        if len(drivers) != 1 or len(executors) != 2:
+            return fail(f"job {job_ids[0]}: want 1 driver and 2 genie-executor tasks, found "
+                        f"{ {p: v for p, v in tasks.items()} }")
+        os.kill(drivers[0], signal.SIGKILL)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10 and any(_running(p) for p in executors):
+            time.sleep(0.1)
+        left = [p for p in executors if _running(p)]
+        if left:
+            return fail(f"{len(left)} genie-executor task(s) of job {job_ids[0]} still running "
+                        f"10 s after SIGKILL of the driver: {left}")
+        return ok_line(f"no executor left {time.monotonic() - t0:.1f} s after SIGKILL of the "
+                       "driver task")
+    finally:
+        subprocess.run(["scancel", "--name", name], timeout=30, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=60)
+
+
 CASES = {
     "smoke": case_smoke,
     "help": case_help,
@@ -625,6 +727,7 @@ CASES = {
     "cpu_only": case_cpu_only,
     "restore": case_restore,
     "spares_env": case_spares_env,
+    "driver_killed": case_driver_killed,
 }
 
 
