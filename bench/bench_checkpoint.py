@@ -1,31 +1,49 @@
 #!/usr/bin/env python3
-"""Checkpoint benchmarks, each ratio measured side by side in one run.
+"""Checkpoint benchmarks: what a checkpoint and a restore cost the user,
+against baselines run alternately in the same job.
 
-(a) Checkpoint write throughput vs ``dd conv=fsync``.  A genie-launch job
-    (prefill:1,decode:1, GPT-2 small from its config, seed 0) prefills a few
-    long prompts and then checkpoints after every decode step.  After each
-    epoch the driver runs ``dd if=/dev/zero of=<same dir>/dd.bin bs=4M
-    count=<same size> conv=fsync``: same size, same filesystem, right after.
-    Throughput = the rank file's bytes / the executor's own time writing it
-    (HDF5 create, write, flush, fsync, rename, directory fsync; the
-    CHECKPOINT request's time on the executor) vs bytes / dd's wall time.
-    Target ratio >= 0.8.  The executor sends KV chunks with O_DIRECT;
-    --page-cache-too runs the job a second time with GENIE_CKPT_DIRECT=0
-    (everything through the page cache, as dd) for comparison.
+    bench_checkpoint.py [--runs N] [--epochs N] [--restore-repeats N]
+                        [--only write|restore] [--quick] [--dir DIR] [-v]
 
-(b) Restore + resume vs re-prefill at 1024 and 2048 tokens of context.  Job 1
-    prefills the same prompt three times and checkpoints the three sessions.
-    Job 2 (GENIE_RESTORE_DIR) times genie.generate(prompt, 2 new tokens)
-    three times: each restores one checkpointed session and decodes one
-    token; then three more times, with every checkpointed session taken, so
-    each prefills the whole context again and decodes one token.  The tokens
-    of both paths must be identical.  Target ratio >= 10x at 2048.
+(a) Checkpoint write.  Each run is one genie-launch job (prefill:1,decode:1,
+    GPT-2 small built from its config with seed 0) that prefills
+    --sessions prompts of --write-context tokens and checkpoints after every
+    step (GENIE_CHECKPOINT_EVERY_STEPS=1), --epochs epochs in all.  Ours: the
+    driver's wall time from the start of the checkpoint (the CHECKPOINT
+    requests go out to every executor holding sessions) to the committed
+    epoch manifest -- the time the generation stands still, as the driver
+    reports it in genie.get_stats()["checkpoint"]["write_s"].  The epoch's
+    bytes are the rank files' ("bytes").  GENIE_CHECKPOINT_KEEP is set above
+    the number of epochs, so no old epoch is deleted inside the timed write.
+    After each epoch, at the next step boundary (the executors idle), the
+    driver runs `dd if=/dev/zero bs=4M iflag=count_bytes count=<the epoch's
+    bytes, rounded up to 4 KiB>` into the checkpoint directory, first with
+    oflag=direct, then with conv=fsync, each timed as a whole process and its
+    file removed after it: ours, dd direct, dd fsync, ours, ...  The ratios
+    are taken per epoch (our MB/s / dd's MB/s); the tables give the median
+    of every epoch of every run and the min-max.  Design target: >= 0.8 of
+    dd oflag=direct.  The executors' own time for their rank files (the
+    slowest rank's, "executor_write_s") is shown for reference.
 
-    bench_checkpoint.py [--repeats N] [--dir DIR] [--quick] [--only write|restore]
-                        [--page-cache-too] [-v]
+(b) Restore + resume vs re-prefill at --contexts tokens.  Per run and
+    context, job 1 prefills prompt A --restore-repeats times and checkpoints
+    those sessions after the prefill.  Job 2 (GENIE_RESTORE_DIR = job 1's
+    directory), after an untimed warm-up on another prompt, alternates:
+    genie.generate(A, 2 new tokens), which restores one checkpointed session
+    (its KV cache read from the rank file by the decode executor, checksums
+    verified) and runs one decode step, then genie.generate(B, 2 new tokens)
+    with B a prompt of the same length that has no checkpoint (prefill of
+    the whole context, then one decode step).  get_stats() must show one
+    session restored for each A call and none for each B call.  Once every
+    checkpointed session is taken, one more (untimed) generate(A) prefills A
+    and its tokens must equal every restored call's.  Ratio per pair
+    (re-prefill s / restore s); design target >= 10x at 2048 tokens.
 
-Prints tables (median and min-max over the repeats).  A benchmark, not a
-test: it exits 0 below target and says so.
+Every run is a fresh job with fresh directories (under --dir, removed at
+the end).  The environment is passed to the jobs as it is, so for example
+GENIE_CKPT_DIRECT=0 times the page-cache write path.  A benchmark, not a
+test: it prints markdown tables (paste them into docs/benchmarks.md as they
+are) and exits 0 also below target, saying so.
 """
 
 import argparse
@@ -38,9 +56,13 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchinfo import spread, stamp, table  # noqa: E402
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 # GPT-2 small; positions for 2048 tokens of context plus the ones generated.
 MODEL = dict(n_layer=12, n_embd=768, n_head=12, n_positions=2176, initializer_range=0.1)
+FELL_BACK = "checkpoint files go through the page cache"   # the writer's one line
 
 
 def build_model():
@@ -57,39 +79,60 @@ def prompt(length, k=0):
     return torch.randint(0, 50257, (1, length), generator=g)
 
 
-# ---- the apps (run as the driver of a genie-launch job) ---------------------
+def ckpt_stats():
+    import genie
+    return genie.get_stats()["checkpoint"]
+
+
+def dd(directory, nbytes, flag):
+    """Write nbytes (rounded up to 4 KiB, for oflag=direct) of zeros into
+    `directory` with dd and `flag`; the process's wall time, its file removed."""
+    n = -(-nbytes // 4096) * 4096
+    path = os.path.join(directory, "dd.bin")
+    t0 = time.perf_counter()
+    subprocess.run(["dd", "if=/dev/zero", f"of={path}", "bs=4M", f"count={n}",
+                    "iflag=count_bytes", flag], check=True, capture_output=True)
+    secs = time.perf_counter() - t0
+    os.unlink(path)
+    return n, secs
+
+
+# ---- the apps (each run as the driver of a genie-launch job) -------------------
 
 def app_write(args):
     import genie
-    from genie._checkpoint import CHECKPOINTS
 
     model = build_model()
     genie.init()
     model.to("remote_accelerator:0")
     rows = []
-    last = dict(CHECKPOINTS.stats)
+    last = ckpt_stats()
 
     def on_token(index, step, tokens, session):
+        # All of the round's tokens are collected before the first on_token
+        # call, so the executors are idle while dd runs.
         nonlocal last
         if index != 0:
             return
-        st = dict(CHECKPOINTS.stats)
-        if st["epochs_written"] > last["epochs_written"]:
-            nbytes = st["bytes"] - last["bytes"]
-            ex = st["executor_write_s"] - last["executor_write_s"]
-            count = max(1, round(nbytes / (4 << 20)))
-            dd = os.path.join(CHECKPOINTS.root, "dd.bin")
-            t0 = time.perf_counter()
-            subprocess.run(["dd", "if=/dev/zero", f"of={dd}", "bs=4M", f"count={count}",
-                            "conv=fsync"], check=True, capture_output=True)
-            dd_s = time.perf_counter() - t0
-            os.unlink(dd)
-            rows.append({"bytes": nbytes, "executor_s": ex, "dd_bytes": count * (4 << 20),
-                         "dd_s": dd_s})
-        last = st
+        st = ckpt_stats()
+        if st["epochs_written"] == last["epochs_written"]:
+            return
+        if st["epochs_written"] != last["epochs_written"] + 1:
+            raise SystemExit("bench: more than one epoch between two steps")
+        nbytes = st["bytes"] - last["bytes"]
+        row = {"bytes": nbytes, "driver_s": st["write_s"] - last["write_s"],
+               "executor_s": st["executor_write_s"] - last["executor_write_s"]}
+        row["direct_bytes"], row["direct_s"] = dd(args.ckdir, nbytes, "oflag=direct")
+        row["fsync_bytes"], row["fsync_s"] = dd(args.ckdir, nbytes, "conv=fsync")
+        rows.append(row)
+        last = ckpt_stats()
 
     prompts = [prompt(args.context, k) for k in range(args.sessions)]
-    genie.generate_many(model, prompts, max_new_tokens=args.repeats + 2, on_token=on_token)
+    # A checkpoint after each of the first `epochs` rounds; the round after
+    # the last one runs its dd pair.
+    genie.generate_many(model, prompts, max_new_tokens=args.epochs + 1, on_token=on_token)
+    if len(rows) != args.epochs:
+        raise SystemExit(f"bench: {len(rows)} epochs written, {args.epochs} expected")
     with open(args.out, "w") as f:
         json.dump(rows, f)
 
@@ -100,33 +143,36 @@ def app_make(args):
     model = build_model()
     genie.init()
     model.to("remote_accelerator:0")
-    p = prompt(args.context)
     # 2 tokens: the checkpoint after the prefill round holds the sessions at step 1
-    genie.generate_many(model, [p] * args.repeats, max_new_tokens=2)
+    genie.generate_many(model, [prompt(args.context)] * args.repeats, max_new_tokens=2)
+    if ckpt_stats()["sessions_written"] != args.repeats:
+        raise SystemExit("bench: the checkpoint does not hold every session")
 
 
 def app_restore(args):
     import genie
-    from genie._checkpoint import CHECKPOINTS
 
     model = build_model()
     genie.init()
     model.to("remote_accelerator:0")
-    p = prompt(args.context)
-    # Warm-up (not timed): registers the weights on the executors; its
+    a, b = prompt(args.context), prompt(args.context, 1)
+    # Warm-up (not timed): registers the weights on both executors; its
     # prompt has no checkpointed session.
     genie.generate(model, prompt(16, 99), max_new_tokens=2)
     out = {"restore": [], "prefill": [], "tokens": []}
-    for path in ["restore"] * args.repeats + ["prefill"] * args.repeats:
-        before = CHECKPOINTS.stats["restored_sessions"]
+    for path, p in [("restore", a), ("prefill", b)] * args.repeats:
+        before = ckpt_stats()["restored_sessions"]
         t0 = time.perf_counter()
         toks = genie.generate(model, p, max_new_tokens=2)
         dt = time.perf_counter() - t0
-        restored = CHECKPOINTS.stats["restored_sessions"] - before
+        restored = ckpt_stats()["restored_sessions"] - before
         if restored != (1 if path == "restore" else 0):
-            raise SystemExit(f"bench: the {path} path restored {restored} sessions")
+            raise SystemExit(f"bench: a {path} call restored {restored} sessions")
         out[path].append(dt)
-        out["tokens"].append(toks[0, -2:].tolist())
+        if path == "restore":
+            out["tokens"].append(toks[0, -2:].tolist())
+    toks = genie.generate(model, a, max_new_tokens=2)     # every session taken: a prefill
+    out["prefilled_tokens"] = toks[0, -2:].tolist()
     with open(args.out, "w") as f:
         json.dump(out, f)
 
@@ -146,121 +192,142 @@ def launch(app, extra_env, app_args, threads):
     return r.stdout + r.stderr
 
 
-def med(xs):
-    return statistics.median(xs), min(xs), max(xs)
-
-
-# The executor's write paths (docs/checkpoint-format.md, "How rank files are
-# written"): the default sends KV chunks with O_DIRECT; GENIE_CKPT_DIRECT=0
-# writes everything through the page cache.
-WRITE_PATHS = (("O_DIRECT (default)", "1"), ("page cache (GENIE_CKPT_DIRECT=0)", "0"))
-FELL_BACK = "checkpoint files go through the page cache"
-
-
-def write_job(args, work, direct):
-    ck = os.path.join(work, f"write-{direct}")
-    out = os.path.join(work, f"write-{direct}.json")
+def write_run(args, work, run):
+    ck = os.path.join(work, f"write-{run}")
+    out = os.path.join(work, f"write-{run}.json")
     log = launch("write", {"GENIE_CHECKPOINT_DIR": ck, "GENIE_CHECKPOINT_EVERY_STEPS": "1",
-                           "GENIE_CHECKPOINT_KEEP": "1", "GENIE_CKPT_DIRECT": direct},
+                           "GENIE_CHECKPOINT_KEEP": str(args.epochs + 2)},
                  ["--context", str(args.write_context), "--sessions", str(args.sessions),
-                  "--repeats", str(args.repeats), "--out", out], args.threads)
-    rows = json.load(open(out))[-args.repeats:]
-    ours = [r["bytes"] / r["executor_s"] / 1e6 for r in rows]
-    dd = [r["dd_bytes"] / r["dd_s"] / 1e6 for r in rows]
-    return rows, ours, dd, FELL_BACK in log
+                  "--epochs", str(args.epochs), "--ckdir", ck, "--out", out], args.threads)
+    rows = json.load(open(out))
+    shutil.rmtree(ck, ignore_errors=True)
+    return rows, FELL_BACK in log
 
 
-def bench_write(args, work):
-    fs = subprocess.run(["df", "-T", work], capture_output=True, text=True).stdout.splitlines()[-1]
-    paths = WRITE_PATHS if args.page_cache_too else WRITE_PATHS[:1]
-    result = None
-    for label, direct in paths:
-        rows, ours, dd, fell_back = write_job(args, work, direct)
-        ratio = [o / d for o, d in zip(ours, dd)]
-        print(f"\n(a) checkpoint write vs dd conv=fsync, {len(rows)} epochs of "
-              f"{rows[0]['bytes'] / 1e6:.0f} MB ({args.sessions} sessions x {args.write_context} "
-              f"tokens, GPT-2 small), filesystem: {fs.split()[1]} ({fs.split()[-1]})")
-        print(f"executor write path: {label}"
-              + (" -- the file system refused O_DIRECT: page cache used" if fell_back else ""))
-        # The rank file's time is the executor's own (its CHECKPOINT reply, as the
-        # driver sums it in get_stats()["checkpoint"]["executor_write_s"]); dd's is
-        # the wall time of the dd process, which includes its start (a few ms).
-        print(f"{'':44}{'median':>10}{'min':>10}{'max':>10}")
-        for name, xs in (("rank file MB/s (executor's CHECKPOINT time)", ours),
-                         ("dd conv=fsync MB/s (wall)", dd), ("ratio (per epoch)", ratio)):
-            m, lo, hi = med(xs)
-            print(f"{name:44}{m:10.2f}{lo:10.2f}{hi:10.2f}")
-        if args.verbose:
-            print("per epoch (rank file MB/s, dd MB/s, ratio):",
-                  ", ".join(f"{o:.0f}/{d:.0f}/{o / d:.2f}" for o, d in zip(ours, dd)))
-        m = med(ratio)[0]
-        if result is None:
-            print(f"target >= 0.8: {'PASS' if m >= 0.8 else 'BELOW TARGET'} ({m:.2f})")
-            result = m
-        else:
-            print(f"(for comparison, not the target: ratio {m:.2f})")
-    return result
-
-
-def bench_restore(args, work, context):
-    ck = os.path.join(work, f"restore-{context}")
-    out = os.path.join(work, f"restore-{context}.json")
+def restore_run(args, work, context, run):
+    ck = os.path.join(work, f"restore-{context}-{run}")
+    out = os.path.join(work, f"restore-{context}-{run}.json")
+    common = ["--context", str(context), "--repeats", str(args.restore_repeats)]
     launch("make", {"GENIE_CHECKPOINT_DIR": ck, "GENIE_CHECKPOINT_EVERY_STEPS": "1"},
-           ["--context", str(context), "--repeats", str(args.repeats)], args.threads)
-    launch("restore", {"GENIE_RESTORE_DIR": ck},
-           ["--context", str(context), "--repeats", str(args.repeats), "--out", out], args.threads)
+           common, args.threads)
+    launch("restore", {"GENIE_RESTORE_DIR": ck}, common + ["--out", out], args.threads)
     r = json.load(open(out))
-    same = all(t == r["tokens"][0] for t in r["tokens"])
-    rs, pf = med(r["restore"]), med(r["prefill"])
-    ratio = [p / q for p, q in zip(r["prefill"], r["restore"])]
-    print(f"\n(b) context {context}: restore + 1 decode step vs re-prefill + 1 decode step "
-          f"({args.repeats} each); tokens identical: {same}")
-    print(f"{'':24}{'median':>10}{'min':>10}{'max':>10}")
-    print(f"{'restore + resume s':24}{rs[0]:10.3f}{rs[1]:10.3f}{rs[2]:10.3f}")
-    print(f"{'re-prefill s':24}{pf[0]:10.3f}{pf[1]:10.3f}{pf[2]:10.3f}")
-    m, lo, hi = med(ratio)
-    print(f"{'ratio (x faster)':24}{m:10.1f}{lo:10.1f}{hi:10.1f}")
-    if context >= 2048:
-        print(f"target >= 10x at 2048: {'PASS' if m >= 10 else 'BELOW TARGET'} ({m:.1f}x)")
-    if not same:
-        raise SystemExit("bench: the restored and re-prefilled tokens differ")
-    return m
+    shutil.rmtree(ck, ignore_errors=True)
+    return r
+
+
+def report_write(args, runs, fell_back):
+    rows = [r for run in runs for r in run]
+    mbps = lambda b, s: b / s / 1e6  # noqa: E731
+    ours = [mbps(r["bytes"], r["driver_s"]) for r in rows]
+    exe = [mbps(r["bytes"], r["executor_s"]) for r in rows]
+    direct = [mbps(r["direct_bytes"], r["direct_s"]) for r in rows]
+    fsync = [mbps(r["fsync_bytes"], r["fsync_s"]) for r in rows]
+    vs_direct = [o / d for o, d in zip(ours, direct)]
+    vs_fsync = [o / d for o, d in zip(ours, fsync)]
+    size = statistics.median(r["bytes"] for r in rows) / 1e6
+    print(f"\n(a) checkpoint write: {len(runs)} runs x {args.epochs} epochs of {size:.0f} MB "
+          f"({args.sessions} sessions x {args.write_context} tokens, GPT-2 small, one rank file "
+          f"per epoch); median (min-max) of all {len(rows)} epochs")
+    if fell_back:
+        print("the file system refused O_DIRECT: the executors wrote through the page cache")
+    med = lambda xs: spread(xs, "{:.0f}")  # noqa: E731
+    print(table(("measurement", "median (min-max)"), [
+        ("Genie checkpoint, driver wall time to the committed manifest, MB/s", med(ours)),
+        ("`dd oflag=direct`, same size, same directory, MB/s", med(direct)),
+        ("`dd conv=fsync`, same size, same directory, MB/s", med(fsync)),
+        ("**ratio Genie / `dd oflag=direct`** (per epoch; target >= 0.8)", spread(vs_direct)),
+        ("ratio Genie / `dd conv=fsync` (per epoch)", spread(vs_fsync)),
+        ("for reference: the executor's own time for its rank file, MB/s", med(exe)),
+    ]))
+    per_run = [statistics.median(mbps(r["bytes"], r["driver_s"]) /
+                                 mbps(r["direct_bytes"], r["direct_s"]) for r in run)
+               for run in runs]
+    print("each run's median ratio vs dd oflag=direct: " + ", ".join(f"{m:.2f}" for m in per_run))
+    if args.verbose:
+        print("every epoch (Genie / dd direct / dd fsync MB/s):",
+              ", ".join(f"{o:.0f}/{d:.0f}/{f:.0f}" for o, d, f in zip(ours, direct, fsync)))
+    m = statistics.median(vs_direct)
+    print(f"target >= 0.8 of dd oflag=direct: {'met' if m >= 0.8 else 'NOT MET'} ({m:.2f})")
+
+
+def report_restore(args, results):
+    rows, verdicts = [], []
+    for context, runs in results.items():
+        rs = [x for r in runs for x in r["restore"]]
+        pf = [x for r in runs for x in r["prefill"]]
+        ratio = [p / q for r in runs for p, q in zip(r["prefill"], r["restore"])]
+        same = all(t == r["prefilled_tokens"] for r in runs for t in r["tokens"])
+        rows.append((context, spread(rs, "{:.3f}"), spread(pf, "{:.3f}"),
+                     "**" + spread(ratio, "{:.1f}") + "**", "yes" if same else "NO"))
+        if not same:
+            verdicts.append(f"the restored and re-prefilled tokens differ at {context}")
+        if context == 2048:
+            m = statistics.median(ratio)
+            verdicts.append(f"target >= 10x at 2048: {'met' if m >= 10 else 'NOT MET'} ({m:.1f}x)")
+    print(f"\n(b) restore + 1 decode step vs re-prefill + 1 decode step, alternated: "
+          f"{len(next(iter(results.values())))} runs x {args.restore_repeats} pairs per context; "
+          f"median (min-max) of all pairs")
+    print(table(("context (tokens)", "restore + resume, s", "re-prefill, s",
+                 "ratio (per pair, x faster)", "same tokens"), rows))
+    for v in verdicts:
+        print(v)
+    return all("differ" not in v for v in verdicts)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--app", choices=["write", "make", "restore"], help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--ckdir", help=argparse.SUPPRESS)
     ap.add_argument("--context", type=int, default=1024, help=argparse.SUPPRESS)
+    ap.add_argument("--repeats", type=int, default=3, help=argparse.SUPPRESS)
+    ap.add_argument("--runs", type=int, default=3, help="jobs per measurement (default 3)")
+    ap.add_argument("--epochs", type=int, default=5, help="checkpoints timed per write job")
     ap.add_argument("--sessions", type=int, default=4, help="sessions in the write benchmark")
     ap.add_argument("--write-context", type=int, default=1024)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--restore-repeats", type=int, default=3,
+                    help="restore/re-prefill pairs per restore job")
+    ap.add_argument("--contexts", type=int, nargs="+", default=[1024, 2048])
     ap.add_argument("--threads", type=int, default=2, help="GENIE_THREADS of every executor")
     ap.add_argument("--dir", default=os.path.join(REPO, "build", "bench-checkpoint"),
-                    help="where checkpoints and dd's file go")
-    ap.add_argument("--quick", action="store_true", help="small sizes, 2 repeats (a smoke run)")
-    ap.add_argument("--page-cache-too", action="store_true",
-                    help="also time the executor writing through the page cache (GENIE_CKPT_DIRECT=0)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="print every epoch's write numbers")
+                    help="where checkpoints and dd's files go")
+    ap.add_argument("--quick", action="store_true", help="small sizes, 1 run (a smoke run)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print every epoch's numbers")
     ap.add_argument("--only", choices=["write", "restore"], help="run one of the two benchmarks")
     args = ap.parse_args()
     if args.app:
         return {"write": app_write, "make": app_make, "restore": app_restore}[args.app](args)
     if args.quick:
-        args.repeats, args.sessions, args.write_context = 2, 1, 128
+        args.runs, args.epochs, args.sessions, args.write_context = 1, 2, 1, 128
+        args.restore_repeats, args.contexts = 2, [128, 256]
+    if min(args.runs, args.epochs, args.sessions, args.restore_repeats) < 1:
+        ap.error("--runs, --epochs, --sessions and --restore-repeats must be >= 1")
     os.makedirs(args.dir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="run-", dir=args.dir)
+    ok = True
     try:
-        print(f"bench_checkpoint: repeats {args.repeats}, GENIE_THREADS={args.threads}, "
-              f"{os.cpu_count()} cores, dir {work}")
-        if args.only != "restore":
-            bench_write(args, work)
-        for context in (() if args.only == "write" else (128, 256) if args.quick else (1024, 2048)):
-            args.repeats = min(args.repeats, 3) if not args.quick else args.repeats
-            bench_restore(args, work, context)
+        fs = subprocess.run(["df", "-T", work], capture_output=True, text=True).stdout
+        fs = fs.splitlines()[-1].split()
+        print(f"bench_checkpoint: started {stamp()}; GENIE_THREADS={args.threads}; "
+              f"dir {args.dir}, {fs[1]} on {fs[0]}")
+        writes, fell_back, restores = [], False, {c: [] for c in args.contexts}
+        for run in range(args.runs):
+            if args.only != "restore":
+                rows, fb = write_run(args, work, run)
+                writes.append(rows)
+                fell_back |= fb
+            if args.only != "write":
+                for context in args.contexts:
+                    restores[context].append(restore_run(args, work, context, run))
+        if writes:
+            report_write(args, writes, fell_back)
+        if args.only != "write":
+            ok = report_restore(args, restores)
+        print(f"\nbench_checkpoint: ended {stamp()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

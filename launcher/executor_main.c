@@ -7,7 +7,8 @@
  * slices 0 and 1, rank 3 is decode slice 0).  GENIE_PHASE/GENIE_PHASE_RANK, when
  * set, override that derivation.  Environment read here:
  *   GENIE_PHASES, GENIE_SECRET_FILE (required), GENIE_BACKEND (cpu|auto),
- *   GENIE_THREADS, GENIE_ARENA_MB (default 1024), GENIE_REQUEST_TIMEOUT_S.
+ *   GENIE_THREADS, GENIE_ARENA_MB (default 1024), GENIE_REQUEST_TIMEOUT_S,
+ *   GENIE_HANDOFF_TIMEOUT_S, GENIE_BOOTSTRAP_TIMEOUT_S.
  * MPI is used for the bootstrap (address exchange) and the final barrier of
  * MPI_Finalize only.
  */
@@ -96,6 +97,36 @@ static genie_status_t my_slice(int rank, genie_ucx_peer_info_t *self)
     return genie_set_error(GENIE_ERR_INVALID, "rank %d has no slice", rank);
 }
 
+/* Until a CUDA backend exists, "auto" means the CPU backend.  A task that
+ * was given GPUs must not run on the CPU without a word: the note goes to
+ * get_stats() (STATS text "backend_note") and, once per node, to stderr. */
+static void backend_note(genie_server_t *srv, const char *backend)
+{
+    const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
+
+    if (cvd == NULL || cvd[0] == '\0' || strcmp(cvd, "-1") == 0) {
+        return;
+    }
+    snprintf(srv->backend_note, sizeof(srv->backend_note),
+             "GPUs were allocated (CUDA_VISIBLE_DEVICES=%.40s) but this build has no CUDA backend: "
+             "backend '%s' runs on the CPU", cvd, backend);
+    genie_one_line(srv->backend_note);
+}
+
+/* The first executor rank of each host says it for the host. */
+static int first_on_host(genie_ucx_t *ucx, int rank)
+{
+    const genie_ucx_peer_info_t *me = genie_ucx_peer(ucx, rank);
+
+    for (int32_t r = 1; r < rank; r++) {
+        const genie_ucx_peer_info_t *p = genie_ucx_peer(ucx, r);
+        if (p != NULL && p->role == GENIE_ROLE_EXECUTOR && strcmp(p->host, me->host) == 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static genie_status_t make_backend(genie_backend_t **backend_p, int *threads_p)
 {
     const char *b = getenv("GENIE_BACKEND");
@@ -118,7 +149,7 @@ int main(int argc, char **argv)
     genie_exec_t      *exec = NULL;
     genie_ucx_t       *ucx = NULL;
     int                rank = -1, size = 0, provided, threads = 0, rc = 1;
-    const char        *arena = getenv("GENIE_ARENA_MB"), *tmo = getenv("GENIE_REQUEST_TIMEOUT_S");
+    const char        *arena = getenv("GENIE_ARENA_MB");
 
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         printf("usage: genie-executor   (an MPI rank started by genie-launch or srun --genie-phases;\n"
@@ -137,7 +168,8 @@ int main(int argc, char **argv)
     params.self.pid  = (uint32_t)getpid();
     params.size      = size;
     params.arena_bytes = (size_t)(arena != NULL && atol(arena) > 0 ? atol(arena) : 1024) << 20;
-    params.timeout_s = tmo != NULL ? atof(tmo) : 0.0;
+    params.timeout_s = genie_ucx_env_seconds("GENIE_REQUEST_TIMEOUT_S",
+                                             GENIE_DEFAULT_REQUEST_TIMEOUT_S);
     gethostname(params.self.host, sizeof(params.self.host) - 1);
     if (my_slice(rank, &params.self) != GENIE_OK) {
         die(rank, "cannot tell this rank's slice");
@@ -167,7 +199,8 @@ int main(int argc, char **argv)
     /* Collective: every rank must reach it, even one that failed above
      * would leave the others waiting, so failures before it exit quickly
      * and mpirun/srun tear the job down. */
-    if (genie_ucx_bootstrap_mpi(ucx) != GENIE_OK) {
+    if (genie_ucx_bootstrap_mpi(ucx, genie_ucx_env_seconds("GENIE_BOOTSTRAP_TIMEOUT_S",
+                                                           GENIE_DEFAULT_BOOTSTRAP_TIMEOUT_S)) != GENIE_OK) {
         die(rank, "bootstrap");
         genie_ucx_destroy(ucx);
         genie_exec_destroy(exec);
@@ -178,16 +211,22 @@ int main(int argc, char **argv)
     srv.ucx  = ucx;
     srv.exec = exec;
     srv.rank = rank;
+    srv.handoff_limit_s = genie_ucx_env_seconds("GENIE_HANDOFF_TIMEOUT_S",
+                                                GENIE_DEFAULT_HANDOFF_TIMEOUT_S);
+    backend_note(&srv, backend->iface->name);
+    if (srv.backend_note[0] != '\0' && first_on_host(ucx, rank)) {
+        genie_ucx_log(ucx, "%s (every executor on %s)", srv.backend_note, params.self.host);
+    }
     if (genie_server_run(&srv) != GENIE_OK) {
         die(rank, "serving");
     } else {
-        rc = 0;
+        rc = srv.driver_gone ? 1 : 0;
     }
     genie_server_fini(&srv);
     genie_exec_destroy(exec);      /* before the arena its KV objects live in */
     genie_ucx_destroy(ucx);
     backend->iface->destroy(backend);
-    if (!srv.skip_finalize) {      /* see genie_client_close: a rank was lost */
+    if (!srv.skip_finalize && !srv.driver_gone) {   /* see genie_client_close: a rank was lost */
         MPI_Finalize();
     }
     return rc;

@@ -4,13 +4,7 @@
  * touches the runtime only when the whole payload was valid; a malformed
  * request gets an error reply and changes nothing.
  *
- * The KV-cache handoff (HANDOFF from the driver to the source executor):
- *   src -> dst  KV_RESERVE(session, sizes)       dst reserves arena ranges
- *   src -> dst  RMA puts into those ranges, then a flush
- *   src -> dst  KV_COMMIT(session, objects)      dst adopts the ranges as its
- *                                                resident objects (no copy)
- *   src         frees its copies and answers the driver (bytes, seconds)
- * The cache never passes through the driver.
+ * The KV-cache handoff is in executor_handoff.c.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -173,7 +167,7 @@ static genie_status_t do_run(genie_server_t *srv, genie_ucx_msg_t *m)
                             genie_tensor_data(&outs[i]));
     }
     st = reply_writer(srv, m, &w);
-    st = st == GENIE_OK ? 1 : st;       /* replied */
+    st = st == GENIE_OK ? GENIE_SERVER_REPLIED : st;
 out:
     for (uint32_t i = 0; i < n_out; i++) {
         genie_tensor_release(&outs[i]);
@@ -249,7 +243,7 @@ static genie_status_t do_fetch(genie_server_t *srv, genie_ucx_msg_t *m)
     genie_wire_w_tensor(&w, t.dtype, t.ndim, t.shape, genie_tensor_data(&t));
     genie_tensor_release(&t);
     st = reply_writer(srv, m, &w);
-    return st == GENIE_OK ? 1 : st;
+    return st == GENIE_OK ? GENIE_SERVER_REPLIED : st;
 }
 
 /* BIND: | session u64 | n u32 | ids u64[n] | */
@@ -292,288 +286,16 @@ static genie_status_t do_session(genie_server_t *srv, genie_ucx_msg_t *m, int en
         genie_wire_w_u64(&w, bytes);
     }
     st = reply_writer(srv, m, &w);
-    return st == GENIE_OK ? 1 : st;
+    return st == GENIE_OK ? GENIE_SERVER_REPLIED : st;
 }
 
-/* ---- KV handoff: destination side ----------------------------------------- */
-
-/* KV_RESERVE: | session u64 | n u32 | sizes u64[n] |  -> | n u32 | offsets u64[n] | */
-static genie_status_t do_kv_reserve(genie_server_t *srv, genie_ucx_msg_t *m)
+static uint32_t n_handoffs(const genie_server_t *srv)
 {
-    genie_wire_reader_t r;
-    genie_wire_writer_t w;
-    uint64_t           *sizes = NULL, session;
-    uint32_t            n = 0, done = 0;
-    genie_status_t      st;
-
-    genie_wire_r_init(&r, m->payload, m->len, "KV_RESERVE");
-    session = genie_wire_r_u64(&r);
-    if ((st = read_ids(&r, &sizes, &n)) != GENIE_OK || (st = genie_wire_r_done(&r)) != GENIE_OK) {
-        free(sizes);
-        return st;
+    uint32_t n = 0;
+    for (const genie_handoff_t *h = srv->handoffs; h != NULL; h = h->next) {
+        n++;
     }
-    if ((uint64_t)n > 65536) {      /* a KV cache is tens of tensors, not millions */
-        free(sizes);
-        return genie_set_error(GENIE_ERR_INVALID, "executor: KV_RESERVE of %u ranges", n);
-    }
-    if (srv->n_resv + n > srv->cap_resv) {
-        uint32_t cap = (srv->n_resv + n) * 2 + 8;      /* bounded above: no overflow */
-        genie_reservation_t *nr = realloc(srv->resv, cap * sizeof(*nr));
-        if (nr == NULL) {
-            free(sizes);
-            return genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
-        }
-        srv->resv = nr;
-        srv->cap_resv = cap;
-    }
-    genie_wire_w_init(&w);
-    genie_wire_w_u32(&w, n);
-    for (; done < n; done++) {
-        uint64_t off;
-        if ((st = genie_ucx_arena_alloc(srv->ucx, sizes[done], &off)) != GENIE_OK) {
-            break;
-        }
-        srv->resv[srv->n_resv++] = (genie_reservation_t){
-            .session = session, .offset = off, .len = sizes[done], .peer = m->from };
-        genie_wire_w_u64(&w, off);
-    }
-    free(sizes);
-    if (st != GENIE_OK) {          /* undo the part that succeeded */
-        for (uint32_t i = 0; i < done; i++) {
-            genie_ucx_arena_free(srv->ucx, srv->resv[--srv->n_resv].offset);
-        }
-        genie_wire_w_free(&w);
-        return st;
-    }
-    st = reply_writer(srv, m, &w);
-    return st == GENIE_OK ? 1 : st;
-}
-
-typedef struct arena_storage {
-    genie_storage_t s;
-    genie_ucx_t    *ucx;
-    uint64_t        offset;
-} arena_storage_t;
-
-static void arena_release(genie_storage_t *s)
-{
-    arena_storage_t *as = (arena_storage_t *)s;
-    genie_ucx_arena_free(as->ucx, as->offset);
-    free(as);
-}
-
-static int take_reservation(genie_server_t *srv, uint64_t session, uint64_t offset, int32_t peer,
-                            uint64_t nbytes)
-{
-    for (uint32_t i = 0; i < srv->n_resv; i++) {
-        genie_reservation_t *rv = &srv->resv[i];
-        if (rv->session == session && rv->offset == offset && rv->peer == peer && rv->len >= nbytes) {
-            *rv = srv->resv[--srv->n_resv];
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* KV_COMMIT: | session u64 | n u32 | n x (id u64 | offset u64 | dtype u32 | ndim u32 | shape i64[ndim]) |
- * Every object must lie in a range this peer reserved for this session. */
-static genie_status_t do_kv_commit(genie_server_t *srv, genie_ucx_msg_t *m)
-{
-    genie_wire_reader_t r;
-    uint64_t            session, bytes = 0;
-    uint32_t            n;
-    genie_status_t      st = GENIE_OK;
-
-    genie_wire_r_init(&r, m->payload, m->len, "KV_COMMIT");
-    session = genie_wire_r_u64(&r);
-    n       = genie_wire_r_count(&r, 24);
-    for (uint32_t i = 0; i < n && r.st == GENIE_OK; i++) {
-        genie_tensor_t   t = {0};
-        arena_storage_t *as;
-        uint64_t         id = genie_wire_r_u64(&r), off = genie_wire_r_u64(&r), numel = 1;
-        uint32_t         dt = genie_wire_r_u32(&r), nd = genie_wire_r_u32(&r);
-
-        if (r.st != GENIE_OK) {
-            break;
-        }
-        if (dt >= GENIE_DTYPE_COUNT || nd > GENIE_MAX_DIMS) {
-            st = genie_set_error(GENIE_ERR_CORRUPT, "executor: KV_COMMIT object %llu: dtype %u, %u dims",
-                                 (unsigned long long)id, dt, nd);
-            break;
-        }
-        t.dtype = (genie_dtype_t)dt;
-        t.ndim  = (int)nd;
-        for (uint32_t d = 0; d < nd; d++) {
-            t.shape[d] = (int64_t)genie_wire_r_u64(&r);
-            if (t.shape[d] < 0 || (t.shape[d] > 0 && numel > (UINT64_MAX / 16) / (uint64_t)t.shape[d])) {
-                st = genie_set_error(GENIE_ERR_CORRUPT, "executor: KV_COMMIT object %llu: bad shape",
-                                     (unsigned long long)id);
-                break;
-            }
-            numel *= (uint64_t)t.shape[d];
-        }
-        if (st != GENIE_OK || r.st != GENIE_OK) {
-            break;
-        }
-        genie_tensor_set_contiguous_strides(&t);
-        if (!take_reservation(srv, session, off, m->from, numel * genie_dtype_size(t.dtype))) {
-            st = genie_set_error(GENIE_ERR_INVALID,
-                                 "executor: KV_COMMIT object %llu is not in a range reserved for session %llu",
-                                 (unsigned long long)id, (unsigned long long)session);
-            break;
-        }
-        if ((as = calloc(1, sizeof(*as))) == NULL) {
-            genie_ucx_arena_free(srv->ucx, off);
-            st = genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
-            break;
-        }
-        as->s.data     = (uint8_t *)genie_ucx_arena_base(srv->ucx) + off;
-        as->s.nbytes   = numel * genie_dtype_size(t.dtype);
-        as->s.refcount = 1;
-        as->s.release  = arena_release;
-        as->ucx        = srv->ucx;
-        as->offset     = off;
-        t.storage      = &as->s;
-        if ((st = genie_exec_put_object(srv->exec, id, session, &t)) != GENIE_OK) {
-            genie_tensor_release(&t);
-            break;
-        }
-        bytes += numel * genie_dtype_size(t.dtype);
-    }
-    if (st == GENIE_OK) {
-        st = genie_wire_r_done(&r);
-    }
-    if (st == GENIE_OK) {
-        srv->kv_bytes_in += bytes;
-        srv->handoffs_in++;
-    }
-    return st;
-}
-
-/* ---- KV handoff: source side ---------------------------------------------- */
-
-/* HANDOFF: | session u64 | dst u32 | n u32 | ids u64[n] |  -> | bytes u64 | seconds f64 | */
-static genie_status_t do_handoff(genie_server_t *srv, genie_ucx_msg_t *m)
-{
-    genie_wire_reader_t   r, rr;
-    genie_wire_writer_t   w;
-    genie_ucx_msg_t      *reply = NULL;
-    const genie_tensor_t **objs = NULL;
-    genie_tensor_t       *staged = NULL;
-    uint64_t             *ids = NULL, *offs = NULL, session, total = 0, owner;
-    uint32_t              n = 0, dst;
-    double                t0 = now_s();
-    genie_status_t        st;
-
-    genie_wire_r_init(&r, m->payload, m->len, "HANDOFF");
-    session = genie_wire_r_u64(&r);
-    dst     = genie_wire_r_u32(&r);
-    if ((st = read_ids(&r, &ids, &n)) != GENIE_OK || (st = genie_wire_r_done(&r)) != GENIE_OK) {
-        goto out;
-    }
-    if (dst >= (uint32_t)genie_ucx_size(srv->ucx) || (int32_t)dst == srv->rank ||
-        genie_ucx_peer(srv->ucx, (int32_t)dst)->role != GENIE_ROLE_EXECUTOR) {
-        st = genie_set_error(GENIE_ERR_INVALID, "executor: HANDOFF to rank %u, which is not another executor", dst);
-        goto out;
-    }
-    objs   = calloc(n + 1, sizeof(*objs));
-    staged = calloc(n + 1, sizeof(*staged));
-    offs   = calloc(n + 1, sizeof(*offs));
-    if (objs == NULL || staged == NULL || offs == NULL) {
-        st = genie_set_error(GENIE_ERR_NOMEM, "executor: out of memory");
-        goto out;
-    }
-    /* Sources: the objects themselves on a host-memory backend (contiguous),
-     * otherwise a host copy staged for the transfer. */
-    for (uint32_t i = 0; i < n; i++) {
-        if ((st = genie_exec_object(srv->exec, ids[i], &objs[i], &owner)) != GENIE_OK) {
-            goto out;
-        }
-        if (!genie_exec_host_memory(srv->exec) || !genie_tensor_is_contiguous(objs[i])) {
-            if ((st = genie_exec_fetch(srv->exec, ids[i], &staged[i])) != GENIE_OK) {
-                goto out;
-            }
-            objs[i] = &staged[i];
-        }
-        total += genie_tensor_nbytes(objs[i]);
-    }
-    /* 1. reserve */
-    genie_wire_w_init(&w);
-    genie_wire_w_u64(&w, session);
-    genie_wire_w_u32(&w, n);
-    for (uint32_t i = 0; i < n; i++) {
-        genie_wire_w_u64(&w, genie_tensor_nbytes(objs[i]));
-    }
-    st = genie_wire_w_status(&w);
-    if (st == GENIE_OK) {
-        st = genie_ucx_call(srv->ucx, (int32_t)dst, GENIE_MSG_KV_RESERVE, 0, w.buf, w.len, &reply);
-    }
-    genie_wire_w_free(&w);
-    if (st != GENIE_OK) {
-        goto out;
-    }
-    genie_wire_r_init(&rr, reply->payload, reply->len, "KV_RESERVE reply");
-    if (genie_wire_r_count(&rr, 8) != n) {
-        st = genie_set_error(GENIE_ERR_CORRUPT, "executor: KV_RESERVE reply has the wrong count");
-        goto out;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        offs[i] = genie_wire_r_u64(&rr);
-    }
-    if ((st = genie_wire_r_done(&rr)) != GENIE_OK) {
-        goto out;
-    }
-    /* 2. put + flush */
-    for (uint32_t i = 0; i < n && st == GENIE_OK; i++) {
-        st = genie_ucx_put(srv->ucx, (int32_t)dst, offs[i], genie_tensor_data(objs[i]),
-                           genie_tensor_nbytes(objs[i]));
-    }
-    if (st == GENIE_OK) {
-        st = genie_ucx_flush(srv->ucx, (int32_t)dst);
-    }
-    if (st != GENIE_OK) {
-        goto out;
-    }
-    /* 3. commit */
-    genie_wire_w_init(&w);
-    genie_wire_w_u64(&w, session);
-    genie_wire_w_u32(&w, n);
-    for (uint32_t i = 0; i < n; i++) {
-        genie_wire_w_u64(&w, ids[i]);
-        genie_wire_w_u64(&w, offs[i]);
-        genie_wire_w_u32(&w, (uint32_t)objs[i]->dtype);
-        genie_wire_w_u32(&w, (uint32_t)objs[i]->ndim);
-        genie_wire_w_raw(&w, objs[i]->shape, 8 * (size_t)objs[i]->ndim);
-    }
-    st = genie_wire_w_status(&w);
-    genie_ucx_msg_free(reply);
-    reply = NULL;
-    if (st == GENIE_OK) {
-        st = genie_ucx_call(srv->ucx, (int32_t)dst, GENIE_MSG_KV_COMMIT, 0, w.buf, w.len, &reply);
-    }
-    genie_wire_w_free(&w);
-    if (st != GENIE_OK) {
-        goto out;
-    }
-    genie_exec_free_objects(srv->exec, ids, n);
-    srv->kv_bytes_out += total;
-    srv->handoffs_out++;
-    srv->handoff_s += now_s() - t0;
-    genie_wire_w_init(&w);
-    genie_wire_w_u64(&w, total);
-    genie_wire_w_f64(&w, now_s() - t0);
-    st = reply_writer(srv, m, &w);
-    st = st == GENIE_OK ? 1 : st;
-out:
-    for (uint32_t i = 0; staged != NULL && i < n; i++) {
-        genie_tensor_release(&staged[i]);
-    }
-    genie_ucx_msg_free(reply);
-    free(objs);
-    free(staged);
-    free(offs);
-    free(ids);
-    return st;
+    return n;
 }
 
 /* STATS: -> | n u32 | n x (name bytes | value f64) | m u32 | m x (name bytes | text bytes) |
@@ -607,6 +329,8 @@ static genie_status_t do_stats(genie_server_t *srv, genie_ucx_msg_t *m)
     KV("kv_bytes_out", srv->kv_bytes_out);
     KV("handoffs_in", srv->handoffs_in);
     KV("handoffs_out", srv->handoffs_out);
+    KV("handoffs_failed", srv->handoffs_failed);
+    KV("handoffs_in_progress", n_handoffs(srv));
     KV("handoff_s", srv->handoff_s);
     KV("bad_requests", srv->bad_requests);
     KV("checkpoints", srv->checkpoints);
@@ -629,20 +353,48 @@ static genie_status_t do_stats(genie_server_t *srv, genie_ucx_msg_t *m)
     {
         const char *cvd = getenv("CUDA_VISIBLE_DEVICES");
 
-        genie_wire_w_u32(&w, cvd != NULL ? 1 : 0);
+        genie_wire_w_u32(&w, (cvd != NULL ? 1 : 0) + (srv->backend_note[0] != '\0' ? 1 : 0));
         if (cvd != NULL) {
             genie_wire_w_bytes(&w, "cuda_visible_devices", 20);
             genie_wire_w_bytes(&w, cvd, (uint32_t)strnlen(cvd, 4096));
         }
+        if (srv->backend_note[0] != '\0') {
+            genie_wire_w_bytes(&w, "backend_note", 12);
+            genie_wire_w_bytes(&w, srv->backend_note, (uint32_t)strlen(srv->backend_note));
+        }
     }
     st = reply_writer(srv, m, &w);
-    return st == GENIE_OK ? 1 : st;
+    return st == GENIE_OK ? GENIE_SERVER_REPLIED : st;
+}
+
+/* FENCE: | rank u32 | reason bytes |  (no reply; from the driver only).  The
+ * driver ended `rank` (it stopped answering): drop its connections so that
+ * whatever it sends later is discarded, and fail our handoffs with it. */
+static void do_fence(genie_server_t *srv, genie_ucx_msg_t *m)
+{
+    genie_wire_reader_t r;
+    const char         *why;
+    uint32_t            rank, wlen;
+    char                line[600];
+
+    genie_wire_r_init(&r, m->payload, m->len, "FENCE");
+    rank = genie_wire_r_u32(&r);
+    why  = genie_wire_r_bytes(&r, &wlen);
+    if (genie_wire_r_done(&r) != GENIE_OK || m->from != 0 || rank == 0 ||
+        (int32_t)rank == srv->rank || genie_ucx_peer(srv->ucx, (int32_t)rank) == NULL) {
+        srv->bad_requests++;
+        genie_ucx_log(srv->ucx, "ignored a malformed FENCE from rank %d", (int)m->from);
+        return;
+    }
+    snprintf(line, sizeof(line), "the driver fenced it off: %.*s", (int)(wlen < 400 ? wlen : 400), why);
+    genie_ucx_mark_lost(srv->ucx, (int32_t)rank, line);
+    genie_server_poll_handoffs(srv);
 }
 
 /* ---- the loop --------------------------------------------------------------- */
 
-/* Returns 1 when the handler already replied, GENIE_OK for an empty success
- * reply, or an error to report to the requester. */
+/* Returns GENIE_SERVER_REPLIED / _KEPT, GENIE_OK for an empty success reply,
+ * or an error to report to the requester. */
 static genie_status_t dispatch(genie_server_t *srv, genie_ucx_msg_t *m)
 {
     switch (m->hdr.type) {
@@ -652,15 +404,11 @@ static genie_status_t dispatch(genie_server_t *srv, genie_ucx_msg_t *m)
     case GENIE_MSG_BIND:         return do_bind(srv, m);
     case GENIE_MSG_END_SESSION:  return do_session(srv, m, 1);
     case GENIE_MSG_SESSION_INFO: return do_session(srv, m, 0);
-    case GENIE_MSG_HANDOFF:      return do_handoff(srv, m);
-    case GENIE_MSG_KV_RESERVE:   return do_kv_reserve(srv, m);
-    case GENIE_MSG_KV_COMMIT:    return do_kv_commit(srv, m);
+    case GENIE_MSG_HANDOFF:      return genie_server_handoff(srv, m);
+    case GENIE_MSG_KV_OFFER:     return genie_server_kv_offer(srv, m);
     case GENIE_MSG_STATS:        return do_stats(srv, m);
     case GENIE_MSG_CHECKPOINT:   return genie_server_checkpoint(srv, m);
     case GENIE_MSG_RESTORE:      return genie_server_restore(srv, m);
-    case GENIE_MSG_PING:
-        (void)genie_ucx_reply(srv->ucx, m, GENIE_OK, m->payload, m->len);
-        return 1;
     case GENIE_MSG_SHUTDOWN:
         srv->shutdown = 1;
         srv->skip_finalize = m->hdr.aux != 0;
@@ -671,45 +419,74 @@ static genie_status_t dispatch(genie_server_t *srv, genie_ucx_msg_t *m)
     }
 }
 
+void genie_server_handle(genie_server_t *srv, genie_ucx_msg_t *m)
+{
+    genie_status_t st;
+
+    genie_clear_error();
+    if (m->hdr.type == GENIE_MSG_FREE) {
+        do_free(srv, m);
+        genie_ucx_msg_free(m);
+        return;
+    }
+    if (m->hdr.type == GENIE_MSG_FENCE) {
+        do_fence(srv, m);
+        genie_ucx_msg_free(m);
+        return;
+    }
+    st = dispatch(srv, m);
+    if (st == GENIE_SERVER_KEPT) {
+        return;                                 /* the handler owns m now */
+    }
+    if (st < 0) {
+        srv->bad_requests += st == GENIE_ERR_CORRUPT || st == GENIE_ERR_TRUNCATED;
+        (void)genie_ucx_reply(srv->ucx, m, st, NULL, 0);
+    } else if (st == GENIE_OK) {
+        (void)genie_ucx_reply(srv->ucx, m, GENIE_OK, NULL, 0);
+    }
+    genie_ucx_msg_free(m);
+}
+
 genie_status_t genie_server_run(genie_server_t *srv)
 {
+    double last_watch = 0;
+
+    /* An endpoint to the driver that we never send on: UCX's keepalive
+     * reports the driver's loss through it even on another host. */
+    (void)genie_ucx_watch(srv->ucx, 0);
+    genie_clear_error();
     while (!srv->shutdown) {
         genie_ucx_msg_t *m = NULL;
-        genie_status_t   st = genie_ucx_next(srv->ucx, -1, &m);
+        genie_status_t   st = genie_ucx_next(srv->ucx, srv->handoffs != NULL ? 10 : 500, &m);
+        double           now;
 
-        if (st == GENIE_ERR_TIMEOUT) {
-            continue;
-        }
-        if (st != GENIE_OK) {
+        if (st == GENIE_OK) {
+            genie_server_handle(srv, m);
+        } else if (st != GENIE_ERR_TIMEOUT) {
             return st;
         }
-        genie_clear_error();
-        if (m->hdr.type == GENIE_MSG_FREE) {
-            do_free(srv, m);
-            genie_ucx_msg_free(m);
-            continue;
+        if (srv->handoffs != NULL) {
+            genie_server_poll_handoffs(srv);
         }
-        st = dispatch(srv, m);
-        if (st < 0) {
-            srv->bad_requests += st == GENIE_ERR_CORRUPT || st == GENIE_ERR_TRUNCATED;
-            (void)genie_ucx_reply(srv->ucx, m, st, NULL, 0);
-        } else if (st == GENIE_OK) {
-            (void)genie_ucx_reply(srv->ucx, m, GENIE_OK, NULL, 0);
+        /* Executors never outlive their driver, whoever started them. */
+        now = now_s();
+        if (now - last_watch > 0.5) {
+            last_watch = now;
+            if (genie_ucx_peer_status(srv->ucx, 0) != GENIE_OK) {
+                genie_ucx_log(srv->ucx, "%s: exiting", genie_last_error());
+                srv->driver_gone = 1;
+                return GENIE_OK;
+            }
         }
-        genie_ucx_msg_free(m);
     }
     return GENIE_OK;
 }
 
 void genie_server_fini(genie_server_t *srv)
 {
+    genie_server_end_handoffs(srv, "the executor is shutting down");
     for (int i = 0; i < GENIE_PLAN_CACHE; i++) {
         genie_srg_destroy(srv->plans[i].srg);
         srv->plans[i].srg = NULL;
     }
-    for (uint32_t i = 0; i < srv->n_resv; i++) {
-        genie_ucx_arena_free(srv->ucx, srv->resv[i].offset);
-    }
-    free(srv->resv);
-    srv->resv = NULL;
 }

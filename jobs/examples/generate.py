@@ -93,7 +93,11 @@ def main(argv=None):
     failures = 0
     t_torch = 0.0
     t0 = time.perf_counter()
-    outs = genie.generate_many(model, prompts, max_new_tokens=args.new_tokens)
+    try:
+        outs = genie.generate_many(model, prompts, max_new_tokens=args.new_tokens)
+    except genie.GenieError as e:          # one line, no stack: the message says it all
+        print(e, file=sys.stderr)
+        return 1
     t_genie = time.perf_counter() - t0
     for i, (ids, out) in enumerate(zip(prompts, outs)):
         ours = out[0, ids.shape[1]:].tolist()

@@ -21,6 +21,12 @@ Cases:
   flipped_bytes    flip bytes of a KV dataset in the newest epoch: genie-ckpt
                    verify and the restore both name the dataset; the restore
                    takes that session from the previous epoch
+  stop_decode      SIGSTOP one decode executor of the README's example (4 prompts x
+                   600 tokens, --check) under the default timeouts: with a second
+                   decode slice the driver ends the stopped one and recovers its
+                   sessions ("all 4 prompts match", exit 0); with one decode slice
+                   the job ends non-zero with one genie: line naming the rank; both
+                   within the liveness timeout plus recovery time
 Prints "fault-test: PASS <case>" or "fault-test: FAIL <case>: why".
 """
 
@@ -58,8 +64,7 @@ def run_job(args, phases, app_args, extra=(), env=None, timeout=300, expect_ok=T
     cmd = [os.path.join(args.build, "bin", "genie-launch"), "--phases", phases, *extra, "--",
            sys.executable, APP, "--prompts", str(PROMPTS), "--new-tokens", str(TOKENS), *app_args]
     e = dict(os.environ, PYTHONPATH=os.path.join(REPO, "frontend"), HF_HUB_OFFLINE="1",
-             TRANSFORMERS_OFFLINE="1", GENIE_THREADS="1", GENIE_REQUEST_TIMEOUT_S="60",
-             GENIE_TERM_GRACE_S="10")
+             TRANSFORMERS_OFFLINE="1", GENIE_THREADS="1", GENIE_TERM_GRACE_S="10")
     e.update(env or {})
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -268,7 +273,127 @@ def case_signals(args):
     same_tokens(got, ref, "restore after SIGTERM")
 
 
-CASES = {"reference": lambda a: reference(a), "kill_decode": case_kill,
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def executor_pids(sid):
+    """{MPI rank: pid} of the genie-executor processes of a job (its session)."""
+    found = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            if os.getsid(int(d)) != sid:
+                continue
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                if not f.read().split(b"\0")[0].endswith(b"genie-executor"):
+                    continue
+            with open(f"/proc/{d}/environ", "rb") as f:
+                env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+            found[int(env[b"OMPI_COMM_WORLD_RANK"])] = int(d)
+        except (OSError, KeyError, ValueError):
+            continue
+    return found
+
+
+DEFAULT_LIVENESS_S = 30       # genie.conf request_timeout_s, as shipped
+
+
+def stop_run(args, phases, victim_rank, tag):
+    """The README's example with --check, its executor `victim_rank` stopped
+    (SIGSTOP) once generation is under way.  Returns (rc, output, seconds
+    from the stop to the driver's line about it, pid of the victim)."""
+    ck = os.path.join(args.work, f"ckpt-stop-{tag}")
+    shutil.rmtree(ck, ignore_errors=True)
+    cmd = [os.path.join(args.build, "bin", "genie-launch"), "--phases", phases,
+           "--checkpoint-dir", ck, "--", sys.executable,
+           os.path.join(REPO, "jobs", "examples", "generate.py"), "--model", "gpt2-tiny",
+           "--prompts", "4", "--new-tokens", "600", "--check"]
+    e = dict(os.environ, PYTHONPATH=os.path.join(REPO, "frontend"), HF_HUB_OFFLINE="1",
+             TRANSFORMERS_OFFLINE="1", GENIE_THREADS="1")
+    for k in ("GENIE_REQUEST_TIMEOUT_S", "GENIE_CONFIG"):      # the shipped defaults
+        e.pop(k, None)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env=e, start_new_session=True)
+    lines, victim, t_stop, t_seen, left = [], None, None, None, False
+    deadline = time.monotonic() + 600
+    try:
+        for line in p.stdout:
+            lines.append(line)
+            if victim is not None and t_seen is None and f"pid {victim}" in line:
+                t_seen = time.monotonic()
+            if victim is None and line.startswith("genie: mode=distributed"):
+                time.sleep(4)                       # well into the decode steps
+                pids = executor_pids(p.pid)
+                if victim_rank not in pids:
+                    raise Fail(f"{tag}: no executor rank {victim_rank} among {pids}")
+                victim = pids[victim_rank]
+                os.kill(victim, signal.SIGSTOP)
+                t_stop = time.monotonic()
+                print(f"fault-test: {tag}: SIGSTOP executor rank {victim_rank} (pid {victim})",
+                      flush=True)
+            if time.monotonic() > deadline:
+                raise Fail(f"{tag}: the job did not end within 600 s")
+        p.wait(timeout=60)
+        if victim is not None:                  # before the cleanup below kills it
+            time.sleep(1)
+            left = alive(victim)
+    finally:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if victim is not None:
+            try:
+                os.kill(victim, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    out = "".join(lines)
+    print(f"--- {' '.join(cmd[1:])} (exit {p.returncode})")
+    print("\n".join(l for l in out.splitlines() if not l.startswith("prompt ")))
+    if victim is None:
+        raise Fail(f"{tag}: the job ended before the executor could be stopped")
+    if left:
+        raise Fail(f"{tag}: the stopped executor (pid {victim}) outlived the job")
+    if t_seen is None:
+        raise Fail(f"{tag}: no line named the stopped executor (pid {victim})")
+    return p.returncode, out, t_seen - t_stop, victim
+
+
+def case_stop(args):
+    # A second decode slice: recovery, identical tokens.
+    rc, out, took, victim = stop_run(args, "prefill:1,decode:2", 2, "recover")
+    if rc != 0 or "all 4 prompts match" not in out:
+        raise Fail(f"recover: exit {rc}; want 0 and 'all 4 prompts match'")
+    if f"pid {victim}" not in out or "did not answer" not in out:
+        raise Fail("recover: no line says that the stopped executor did not answer")
+    if "recovering its sessions" not in out:
+        raise Fail("recover: the driver did not say that it recovers the sessions")
+    if took > DEFAULT_LIVENESS_S + 15:
+        raise Fail(f"recover: the driver noticed the stop only {took:.0f} s later (liveness "
+                   f"timeout {DEFAULT_LIVENESS_S} s)")
+    print(f"fault-test: stop_decode: recovered; the driver ended the stopped executor "
+          f"{took:.1f} s after the stop")
+    # One decode slice: one line naming the rank, a non-zero exit.
+    rc, out, took, victim = stop_run(args, "prefill:1,decode:1", 2, "alone")
+    named = [l for l in out.splitlines() if l.startswith("genie: ") and f"pid {victim}" in l]
+    if rc == 0 or len(named) != 1 or "rank 2 (decode slice 0" not in named[0]:
+        raise Fail(f"alone: exit {rc}, lines naming the stopped executor {named}; want a "
+                   "non-zero exit and exactly one line naming rank 2 (decode slice 0)")
+    if "Traceback" in out:
+        raise Fail("alone: the program ended with a Python traceback, not one line")
+    if took > DEFAULT_LIVENESS_S + 15:
+        raise Fail(f"alone: the line came {took:.0f} s after the stop (liveness timeout "
+                   f"{DEFAULT_LIVENESS_S} s)")
+    print(f"fault-test: stop_decode: alone: '{named[0]}', exit {rc}, {took:.1f} s after the stop")
+
+
+CASES = {"reference": lambda a: reference(a), "stop_decode": case_stop, "kill_decode": case_kill,
          "kill_spare": lambda a: case_kill(a, spare=True), "restore": case_restore,
          "crash_manifest": case_crash_manifest, "flipped_bytes": case_flipped,
          "signals": case_signals}

@@ -340,24 +340,25 @@ static void parse_one(const uint8_t *data, size_t size, const shape_t *s)
  * data length drawn from the input. */
 static void hdr_one(const uint8_t *data, size_t size)
 {
-    uint8_t          h[40] = { 0 };
+    enum { HL = sizeof(genie_wire_hdr_t) };
+    uint8_t          h[HL + 8] = { 0 };
     genie_wire_hdr_t out;
-    size_t           hlen = 32, dlen = size;
+    size_t           hlen = HL, dlen = size;
     genie_status_t   st;
 
     memcpy(h, data, size < sizeof(h) ? size : sizeof(h));
-    if (size > 32) {
-        hlen = data[32] % 5 == 0 ? data[32] % 40 : 32;         /* mostly the right length */
-        dlen = data[32] % 3 == 0 ? (size_t)(h[16] | h[17] << 8) : size - 32;
+    if (size > HL) {
+        hlen = data[HL] % 5 == 0 ? data[HL] % (HL + 8) : HL;   /* mostly the right length */
+        dlen = data[HL] % 3 == 0 ? (size_t)(h[16] | h[17] << 8) : size - HL;
     }
     genie_clear_error();
     memset(&out, 0xA5, sizeof(out));
     st = genie_wire_check_hdr(h, hlen, dlen, &out);
     if (st == GENIE_OK) {
         uint16_t base = out.type & (uint16_t)~GENIE_MSG_REPLY;
-        if (hlen != 32 || out.magic != GENIE_WIRE_MAGIC || out.version != GENIE_WIRE_VERSION ||
+        if (hlen != HL || out.magic != GENIE_WIRE_MAGIC || out.version != GENIE_WIRE_VERSION ||
             base == 0 || base >= GENIE_MSG_TYPE_COUNT || out.payload_len != dlen ||
-            memcmp(&out, h, 32) != 0) {
+            memcmp(&out, h, HL) != 0) {
             die("header", "accepted a bad header");
         }
         n_hdr_ok++;

@@ -91,10 +91,10 @@ static void assert_failed(genie_wire_reader_t *r, genie_status_t st)
 static void test_header_layout(void **state)
 {
     genie_wire_hdr_t h;
-    uint8_t          b[32];
+    uint8_t          b[40];
 
     (void)state;
-    assert_int_equal(sizeof(h), 32);
+    assert_int_equal(sizeof(h), 40);
     assert_int_equal(offsetof(genie_wire_hdr_t, magic), 0);
     assert_int_equal(offsetof(genie_wire_hdr_t, version), 4);
     assert_int_equal(offsetof(genie_wire_hdr_t, type), 6);
@@ -102,6 +102,7 @@ static void test_header_layout(void **state)
     assert_int_equal(offsetof(genie_wire_hdr_t, status), 12);
     assert_int_equal(offsetof(genie_wire_hdr_t, payload_len), 16);
     assert_int_equal(offsetof(genie_wire_hdr_t, aux), 24);
+    assert_int_equal(offsetof(genie_wire_hdr_t, conn), 32);
 
     genie_wire_hdr_init(&h, GENIE_MSG_RUN | GENIE_MSG_REPLY, 0x01020304u, GENIE_ERR_NO_PLAN,
                         0x1122334455667788ull, 0xa1a2a3a4a5a6a7a8ull);
@@ -115,12 +116,16 @@ static void test_header_layout(void **state)
     assert_int_equal((int32_t)get_u32(b + 12), GENIE_ERR_NO_PLAN);
     assert_true(get_u64(b + 16) == 0x1122334455667788ull);
     assert_true(get_u64(b + 24) == 0xa1a2a3a4a5a6a7a8ull);
+    assert_true(get_u64(b + 32) == 0);                /* conn: set by the transport */
 }
 
 static void test_check_hdr_accepts(void **state)
 {
     (void)state;
     for (uint32_t type = 1; type < GENIE_MSG_TYPE_COUNT; type++) {
+        if (type == GENIE_MSG_KV_RESERVE || type == GENIE_MSG_KV_COMMIT) {
+            continue;                           /* version 1 only: refused below */
+        }
         for (int reply = 0; reply < 2; reply++) {
             genie_wire_hdr_t h, out;
             uint16_t         t = (uint16_t)(type | (reply ? GENIE_MSG_REPLY : 0));
@@ -153,21 +158,23 @@ static void test_check_hdr_refuses(void **state)
     static const uint16_t bad_types[] = {
         0, GENIE_MSG_TYPE_COUNT, 0x00ff, 0x0100 | GENIE_MSG_HELLO, 0x4000 | GENIE_MSG_RUN,
         0x7fff, GENIE_MSG_REPLY, GENIE_MSG_REPLY | GENIE_MSG_TYPE_COUNT, 0xffff,
+        GENIE_MSG_KV_RESERVE, GENIE_MSG_KV_COMMIT | GENIE_MSG_REPLY,   /* retired in version 2 */
     };
     genie_wire_hdr_t h, bad;
-    uint8_t          big[40];
+    uint8_t          big[48];
 
     (void)state;
     genie_wire_hdr_init(&h, GENIE_MSG_PING, 1, 0, 10, 0);
     memset(big, 0, sizeof(big));
     memcpy(big, &h, sizeof(h));
 
-    /* header length other than 32, or no header */
-    expect_bad_hdr(&h, 31, 10, GENIE_ERR_CORRUPT);
-    expect_bad_hdr(big, 33, 10, GENIE_ERR_CORRUPT);
-    expect_bad_hdr(big, 40, 10, GENIE_ERR_CORRUPT);
+    /* header length other than 40 (version 1's 32 included), or no header */
+    expect_bad_hdr(&h, 39, 10, GENIE_ERR_CORRUPT);
+    expect_bad_hdr(&h, 32, 10, GENIE_ERR_CORRUPT);
+    expect_bad_hdr(big, 41, 10, GENIE_ERR_CORRUPT);
+    expect_bad_hdr(big, 48, 10, GENIE_ERR_CORRUPT);
     expect_bad_hdr(&h, 0, 10, GENIE_ERR_CORRUPT);
-    expect_bad_hdr(NULL, 32, 10, GENIE_ERR_CORRUPT);
+    expect_bad_hdr(NULL, 40, 10, GENIE_ERR_CORRUPT);
 
     /* magic: any single-bit change */
     for (int bit = 0; bit < 32; bit++) {
@@ -205,7 +212,7 @@ static void test_check_hdr_refuses(void **state)
     /* a header that is not aligned in memory is read correctly */
     {
         genie_wire_hdr_t out;
-        uint8_t          odd[33];
+        uint8_t          odd[41];
         memcpy(odd + 1, &h, sizeof(h));
         assert_int_equal(genie_wire_check_hdr(odd + 1, sizeof(h), 10, &out), GENIE_OK);
         assert_int_equal(out.type, GENIE_MSG_PING);
@@ -217,7 +224,7 @@ static void test_msg_names(void **state)
     static const char *const names[GENIE_MSG_TYPE_COUNT] = {
         "?", "HELLO", "WEIGHT", "RUN", "FREE", "FETCH", "BIND", "END_SESSION", "SESSION_INFO",
         "HANDOFF", "STATS", "SHUTDOWN", "KV_RESERVE", "KV_COMMIT", "PING",
-        "CHECKPOINT", "RESTORE",
+        "CHECKPOINT", "RESTORE", "KV_OFFER", "FENCE",
     };
 
     (void)state;
@@ -225,6 +232,8 @@ static void test_msg_names(void **state)
     assert_int_equal(GENIE_MSG_HELLO, 1);
     assert_int_equal(GENIE_MSG_PING, 14);
     assert_int_equal(GENIE_MSG_RESTORE, 16);
+    assert_int_equal(GENIE_MSG_KV_OFFER, 17);
+    assert_int_equal(GENIE_MSG_FENCE, 18);
     assert_int_equal(GENIE_MSG_REPLY, 0x8000);
     assert_int_equal(GENIE_WIRE_AM_ID, 7);
     for (uint32_t t = 0; t < GENIE_MSG_TYPE_COUNT; t++) {

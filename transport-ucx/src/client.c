@@ -30,6 +30,9 @@ typedef struct ticket {
 struct genie_client {
     genie_ucx_t *ucx;
     int          own_mpi;
+    double       handoff_s;             /* GENIE_HANDOFF_TIMEOUT_S */
+    double       checkpoint_s;          /* GENIE_CHECKPOINT_TIMEOUT_S */
+    int32_t      last_lost;             /* rank of the last GENIE_ERR_PEER_LOST */
     uint64_t   (*plans)[PLAN_MEMORY];   /* (size) x PLAN_MEMORY, FIFO */
     uint32_t    *plan_next;             /* (size) */
     ticket_t     tickets[MAX_TICKETS];
@@ -40,12 +43,96 @@ genie_ucx_t *genie_client_ucx(genie_client_t *c)
     return c->ucx;
 }
 
+int32_t genie_client_last_lost(const genie_client_t *c)
+{
+    return c->last_lost;
+}
+
+/* ---- a rank that stopped answering ------------------------------------------ */
+
+/* FENCE: | rank u32 | reason bytes |  (no reply).  Every other executor drops
+ * the ended rank's connections, so that it cannot come back and hand off,
+ * read or write anything even where it could not be killed. */
+static void fence(genie_client_t *c, int32_t lost, const char *why)
+{
+    genie_wire_writer_t w;
+
+    genie_wire_w_init(&w);
+    genie_wire_w_u32(&w, (uint32_t)lost);
+    genie_wire_w_bytes(&w, why, (uint32_t)strnlen(why, 512));
+    if (genie_wire_w_status(&w) == GENIE_OK) {
+        for (int32_t r = 1; r < genie_ucx_size(c->ucx); r++) {
+            if (r != lost && genie_ucx_peer_status(c->ucx, r) == GENIE_OK) {
+                (void)genie_ucx_send(c->ucx, r, GENIE_MSG_FENCE, 0, w.buf, w.len,
+                                     GENIE_UCX_COPY | GENIE_UCX_NO_REPLY, NULL);
+            }
+        }
+    }
+    genie_wire_w_free(&w);
+    genie_clear_error();
+}
+
+/* The outcome of a wait: an unresponsive rank (GENIE_ERR_TIMEOUT) is ended,
+ * as a lost one, with one line, and reported as GENIE_ERR_PEER_LOST, so the
+ * runtime recovers its work exactly as after a SIGKILL.  A rank another
+ * executor found unresponsive or lost (PEER_LOST in a reply) is ended too. */
+static genie_status_t outcome(genie_client_t *c, int32_t rank, genie_status_t st)
+{
+    char why[600], who[160];
+    int  killed;
+
+    if (st == GENIE_ERR_PEER_LOST) {
+        char keep[600];
+        if (genie_ucx_peer_status(c->ucx, rank) != GENIE_OK) {
+            c->last_lost = rank;
+            return st;
+        }
+        /* A live executor answered that some peer of its own was lost: an
+         * error of this request, not the loss of `rank`. */
+        snprintf(keep, sizeof(keep), "%s", genie_last_error());
+        return genie_set_error(GENIE_ERR_TRANSPORT, "%s", keep);
+    }
+    if (st != GENIE_ERR_TIMEOUT) {
+        return st;
+    }
+    /* The line names the rank once: the transport's reason starts with it. */
+    genie_ucx_describe(c->ucx, rank, who, sizeof(who));
+    {
+        const char *msg = genie_last_error();
+        size_t      wl  = strlen(who);
+        snprintf(why, sizeof(why), "%s", strncmp(msg, who, wl) == 0 && msg[wl] == ' ' ? msg + wl + 1
+                                                                                    : msg);
+    }
+    killed = genie_ucx_end_peer(c->ucx, rank, why);
+    fence(c, rank, why);
+    c->last_lost = rank;
+    /* No line here: the caller decides (the runtime says it recovers, or
+     * the program ends with this error). */
+    return genie_set_error(GENIE_ERR_PEER_LOST, "%s was lost: %s; it was %s", who, why,
+                           killed ? "ended (SIGKILL)"
+                                  : "fenced off (it runs on another host, where the driver cannot "
+                                    "end it)");
+}
+
+static genie_status_t client_wait(genie_client_t *c, uint32_t seq, int32_t rank, double limit_s,
+                                  genie_ucx_msg_t **m_p)
+{
+    genie_status_t st = genie_ucx_wait_for(c->ucx, seq, rank, limit_s, NULL, m_p);
+    return st == GENIE_OK ? st : outcome(c, rank, st);
+}
+
+static genie_status_t client_send(genie_client_t *c, int32_t rank, uint16_t type, uint64_t aux,
+                                  const void *payload, size_t len, int flags, uint32_t *seq_p)
+{
+    genie_status_t st = genie_ucx_send(c->ucx, rank, type, aux, payload, len, flags, seq_p);
+    return st == GENIE_OK ? st : outcome(c, rank, st);
+}
+
 genie_status_t genie_client_open(genie_client_t **c_p)
 {
     genie_ucx_params_t params = {0};
     genie_client_t    *c;
     genie_status_t     st;
-    const char        *tmo = getenv("GENIE_REQUEST_TIMEOUT_S");
     int                inited = 0, rank, size, provided;
 
     if ((c = calloc(1, sizeof(*c))) == NULL) {
@@ -78,7 +165,11 @@ genie_status_t genie_client_open(genie_client_t **c_p)
     params.self.pid  = (uint32_t)getpid();
     gethostname(params.self.host, sizeof(params.self.host) - 1);
     params.size      = size;
-    params.timeout_s = tmo != NULL ? atof(tmo) : 0.0;
+    params.timeout_s = genie_ucx_env_seconds("GENIE_REQUEST_TIMEOUT_S", GENIE_DEFAULT_REQUEST_TIMEOUT_S);
+    c->handoff_s     = genie_ucx_env_seconds("GENIE_HANDOFF_TIMEOUT_S", GENIE_DEFAULT_HANDOFF_TIMEOUT_S);
+    c->checkpoint_s  = genie_ucx_env_seconds("GENIE_CHECKPOINT_TIMEOUT_S",
+                                         GENIE_DEFAULT_CHECKPOINT_TIMEOUT_S);
+    c->last_lost     = -1;
     c->plans     = calloc((size_t)size, sizeof(*c->plans));
     c->plan_next = calloc((size_t)size, sizeof(*c->plan_next));
     if (c->plans == NULL || c->plan_next == NULL) {
@@ -88,14 +179,22 @@ genie_status_t genie_client_open(genie_client_t **c_p)
     if ((st = genie_ucx_create(&params, &c->ucx)) != GENIE_OK) {
         goto err_mpi;
     }
-    if ((st = genie_ucx_bootstrap_mpi(c->ucx)) != GENIE_OK) {
+    if ((st = genie_ucx_bootstrap_mpi(c->ucx, genie_ucx_env_seconds("GENIE_BOOTSTRAP_TIMEOUT_S",
+                                                              GENIE_DEFAULT_BOOTSTRAP_TIMEOUT_S))) !=
+        GENIE_OK) {
         goto err_ucx;
     }
+    /* Every HELLO first, then the verdicts: one round trip for all ranks. */
     for (int32_t r = 1; r < size; r++) {
         if (genie_ucx_peer(c->ucx, r)->role != GENIE_ROLE_EXECUTOR) {
             st = genie_set_error(GENIE_ERR_INVALID, "rank %d is not an executor", (int)r);
             goto err_ucx;
         }
+        if ((st = genie_ucx_connect_start(c->ucx, r)) != GENIE_OK) {
+            goto err_ucx;
+        }
+    }
+    for (int32_t r = 1; r < size; r++) {
         if ((st = genie_ucx_connect(c->ucx, r, NULL)) != GENIE_OK) {
             goto err_ucx;
         }
@@ -135,12 +234,26 @@ void genie_client_close(genie_client_t *c, int keep_mpi)
             if (genie_ucx_peer_status(c->ucx, r) == GENIE_OK) {
                 (void)genie_ucx_send(c->ucx, r, GENIE_MSG_SHUTDOWN, (uint64_t)lost, NULL, 0,
                                      GENIE_UCX_COPY, &seqs[r]);
+                genie_clear_error();
             }
         }
         for (int32_t r = 1; seqs != NULL && r < size; r++) {
             genie_ucx_msg_t *m = NULL;
-            if (seqs[r] != 0 && genie_ucx_wait_from(c->ucx, seqs[r], r, &m) == GENIE_OK) {
+            /* Bounded: an executor that does not take its SHUTDOWN within
+             * 5 s (stopped, hung) is ended so that it cannot outlive us. */
+            genie_status_t st = seqs[r] != 0 ? genie_ucx_wait_for(c->ucx, seqs[r], r, 5.0,
+                                                                  "SHUTDOWN", &m) : GENIE_OK;
+            if (st == GENIE_OK) {
                 genie_ucx_msg_free(m);
+            } else if (st == GENIE_ERR_TIMEOUT) {
+                char why[400];
+                snprintf(why, sizeof(why), "%s", genie_last_error());
+                if (genie_ucx_end_peer(c->ucx, r, why)) {
+                    genie_ucx_log(c->ucx, "%s; ended it (SIGKILL)", why);
+                } else {
+                    genie_ucx_log(c->ucx, "%s; it runs on another host and was left to its "
+                                  "launcher", why);
+                }
             }
         }
         free(seqs);
@@ -219,8 +332,7 @@ static genie_status_t send_run(genie_client_t *c, ticket_t *t, int with_plan)
 
     st = encode_run(&w, with_plan ? t->srg : NULL, with_plan ? t->srg_len : 0, t->inputs, t->inputs_len);
     if (st == GENIE_OK) {
-        st = genie_ucx_send(c->ucx, t->rank, GENIE_MSG_RUN, t->hash, w.buf, w.len, GENIE_UCX_COPY,
-                            &t->seq);
+        st = client_send(c, t->rank, GENIE_MSG_RUN, t->hash, w.buf, w.len, GENIE_UCX_COPY, &t->seq);
     }
     genie_wire_w_free(&w);
     return st;
@@ -380,14 +492,14 @@ genie_status_t genie_client_wait(genie_client_t *c, uint32_t ticket, genie_tenso
         return genie_set_error(GENIE_ERR_INVALID, "no request with ticket %u in flight", ticket);
     }
     t  = &c->tickets[ticket - 1];
-    st = genie_ucx_wait_from(c->ucx, t->seq, t->rank, &m);
+    st = client_wait(c, t->seq, t->rank, 0, &m);
     if (st == GENIE_ERR_NO_PLAN && t->srg != NULL) {
         /* Evicted on the executor: send the plan itself this time. */
         plan_forget(c, t->rank, t->hash);
         st = send_run(c, t, 1);
         if (st == GENIE_OK) {
             plan_remember(c, t->rank, t->hash);
-            st = genie_ucx_wait_from(c->ucx, t->seq, t->rank, &m);
+            st = client_wait(c, t->seq, t->rank, 0, &m);
         }
     }
     free(t->srg);
@@ -416,8 +528,8 @@ genie_status_t genie_client_wait(genie_client_t *c, uint32_t ticket, genie_tenso
 
 /* ---- the other requests --------------------------------------------------- */
 
-static genie_status_t call_w(genie_client_t *c, int32_t rank, uint16_t type, genie_wire_writer_t *w,
-                             genie_ucx_msg_t **reply_p)
+static genie_status_t call_w_for(genie_client_t *c, int32_t rank, uint16_t type,
+                                 genie_wire_writer_t *w, double limit_s, genie_ucx_msg_t **reply_p)
 {
     genie_status_t st = genie_wire_w_status(w);
     genie_ucx_msg_t *m = NULL;
@@ -426,7 +538,11 @@ static genie_status_t call_w(genie_client_t *c, int32_t rank, uint16_t type, gen
         st = check_rank(c, rank);
     }
     if (st == GENIE_OK) {
-        st = genie_ucx_call(c->ucx, rank, type, 0, w->buf, w->len, &m);
+        uint32_t seq;
+        st = client_send(c, rank, type, 0, w->buf, w->len, GENIE_UCX_COPY, &seq);
+        if (st == GENIE_OK) {
+            st = client_wait(c, seq, rank, limit_s, &m);
+        }
     }
     genie_wire_w_free(w);
     if (st == GENIE_OK) {
@@ -437,6 +553,12 @@ static genie_status_t call_w(genie_client_t *c, int32_t rank, uint16_t type, gen
         }
     }
     return st;
+}
+
+static genie_status_t call_w(genie_client_t *c, int32_t rank, uint16_t type, genie_wire_writer_t *w,
+                             genie_ucx_msg_t **reply_p)
+{
+    return call_w_for(c, rank, type, w, 0, reply_p);
 }
 
 genie_status_t genie_client_weight(genie_client_t *c, int32_t rank, uint64_t fingerprint,
@@ -458,11 +580,11 @@ genie_status_t genie_client_weight(genie_client_t *c, int32_t rank, uint64_t fin
     genie_wire_w_bytes(&w, name, (uint32_t)strlen(name));
     genie_wire_w_tensor(&w, host->dtype, host->ndim, host->shape, genie_tensor_data(host));
     if ((st = genie_wire_w_status(&w)) == GENIE_OK) {
-        st = genie_ucx_send(c->ucx, rank, GENIE_MSG_WEIGHT, 0, w.buf, w.len, 0, &seq);
+        st = client_send(c, rank, GENIE_MSG_WEIGHT, 0, w.buf, w.len, 0, &seq);
     }
     genie_wire_w_free(&w);
     if (st == GENIE_OK) {
-        st = genie_ucx_wait_from(c->ucx, seq, rank, &m);
+        st = client_wait(c, seq, rank, 0, &m);
         genie_ucx_msg_free(m);
     }
     return st;
@@ -480,7 +602,8 @@ genie_status_t genie_client_free(genie_client_t *c, int32_t rank, const uint64_t
     genie_wire_w_u32(&w, n);
     genie_wire_w_raw(&w, ids, 8 * (size_t)n);
     if ((st = genie_wire_w_status(&w)) == GENIE_OK) {
-        st = genie_ucx_send(c->ucx, rank, GENIE_MSG_FREE, 0, w.buf, w.len, GENIE_UCX_COPY, NULL);
+        st = client_send(c, rank, GENIE_MSG_FREE, 0, w.buf, w.len,
+                         GENIE_UCX_COPY | GENIE_UCX_NO_REPLY, NULL);
     }
     genie_wire_w_free(&w);
     return st;
@@ -601,7 +724,35 @@ genie_status_t genie_client_handoff(genie_client_t *c, int32_t src, int32_t dst,
     genie_wire_w_u32(&w, (uint32_t)dst);
     genie_wire_w_u32(&w, n);
     genie_wire_w_raw(&w, ids, 8 * (size_t)n);
-    if ((st = call_w(c, src, GENIE_MSG_HANDOFF, &w, &m)) != GENIE_OK) {
+    if ((st = check_rank(c, src)) == GENIE_OK && (st = genie_wire_w_status(&w)) == GENIE_OK) {
+        uint32_t seq;
+        st = client_send(c, src, GENIE_MSG_HANDOFF, 0, w.buf, w.len, GENIE_UCX_COPY, &seq);
+        /* The source gives up after handoff_timeout_s itself; waiting a
+         * liveness timeout longer lets its answer arrive first. */
+        if (st == GENIE_OK) {
+            st = genie_ucx_wait_for(c->ucx, seq, src, c->handoff_s + genie_ucx_timeout(c->ucx),
+                                    NULL, &m);
+        }
+        if (st == GENIE_ERR_PEER_LOST) {
+            char why[600];
+            snprintf(why, sizeof(why), "%s", genie_last_error());
+            if (genie_ucx_peer_status(c->ucx, src) != GENIE_OK) {
+                c->last_lost = src;
+            } else if (genie_ucx_peer_status(c->ucx, dst) != GENIE_OK) {
+                c->last_lost = dst;               /* peer_status named it */
+            } else {
+                /* The source is alive and reports that the destination did
+                 * not answer or was lost: end it as the driver would. */
+                (void)genie_set_error(GENIE_ERR_TIMEOUT, "in a KV handoff to it, rank %d "
+                                      "reported: %s", (int)src, why);
+                st = outcome(c, dst, GENIE_ERR_TIMEOUT);
+            }
+        } else if (st != GENIE_OK) {
+            st = outcome(c, src, st);
+        }
+    }
+    genie_wire_w_free(&w);
+    if (st != GENIE_OK) {
         return st;
     }
     return bytes_seconds_reply(m, "HANDOFF reply", bytes_p, seconds_p);
@@ -694,7 +845,7 @@ genie_status_t genie_client_checkpoint_send(genie_client_t *c, int32_t rank, uin
         genie_wire_w_align8(&w);
     }
     if ((st = genie_wire_w_status(&w)) == GENIE_OK) {
-        st = genie_ucx_send(c->ucx, rank, GENIE_MSG_CHECKPOINT, 0, w.buf, w.len, GENIE_UCX_COPY, seq_p);
+        st = client_send(c, rank, GENIE_MSG_CHECKPOINT, 0, w.buf, w.len, GENIE_UCX_COPY, seq_p);
     }
     genie_wire_w_free(&w);
     return st;
@@ -704,7 +855,7 @@ genie_status_t genie_client_checkpoint_wait(genie_client_t *c, int32_t rank, uin
                                             uint64_t *bytes_p, double *seconds_p)
 {
     genie_ucx_msg_t *m = NULL;
-    genie_status_t   st = genie_ucx_wait_from(c->ucx, seq, rank, &m);
+    genie_status_t   st = client_wait(c, seq, rank, c->checkpoint_s, &m);
 
     if (st != GENIE_OK) {
         return st;
@@ -736,7 +887,7 @@ genie_status_t genie_client_restore(genie_client_t *c, int32_t rank, const char 
         genie_wire_w_u32(&w, (uint32_t)kv[i].ndim);
         genie_wire_w_raw(&w, kv[i].shape, 8 * (size_t)kv[i].ndim);
     }
-    if ((st = call_w(c, rank, GENIE_MSG_RESTORE, &w, &m)) != GENIE_OK) {
+    if ((st = call_w_for(c, rank, GENIE_MSG_RESTORE, &w, c->checkpoint_s, &m)) != GENIE_OK) {
         return st;
     }
     return bytes_seconds_reply(m, "RESTORE reply", bytes_p, seconds_p);
@@ -748,7 +899,11 @@ genie_status_t genie_client_ping(genie_client_t *c, int32_t rank, const void *da
     genie_status_t   st = check_rank(c, rank);
 
     if (st == GENIE_OK) {
-        st = genie_ucx_call(c->ucx, rank, GENIE_MSG_PING, 0, data, len, &m);
+        uint32_t seq;
+        st = client_send(c, rank, GENIE_MSG_PING, 0, data, len, GENIE_UCX_COPY, &seq);
+        if (st == GENIE_OK) {
+            st = client_wait(c, seq, rank, 0, &m);
+        }
     }
     if (st == GENIE_OK && (m->len != len || (len > 0 && memcmp(m->payload, data, len) != 0))) {
         st = genie_set_error(GENIE_ERR_CORRUPT, "PING reply differs from the request");

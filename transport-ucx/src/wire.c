@@ -27,6 +27,8 @@ static const char *const msg_names[GENIE_MSG_TYPE_COUNT] = {
     [GENIE_MSG_PING]         = "PING",
     [GENIE_MSG_CHECKPOINT]   = "CHECKPOINT",
     [GENIE_MSG_RESTORE]      = "RESTORE",
+    [GENIE_MSG_KV_OFFER]     = "KV_OFFER",
+    [GENIE_MSG_FENCE]        = "FENCE",
 };
 
 const char *genie_msg_name(uint32_t type)
@@ -70,6 +72,7 @@ void genie_wire_hdr_init(genie_wire_hdr_t *h, uint16_t type, uint32_t seq, int32
     h->status      = status;
     h->payload_len = payload_len;
     h->aux         = aux;
+    h->conn        = 0;
 }
 
 genie_status_t genie_wire_check_hdr(const void *hdr, size_t hdr_len, size_t data_len,
@@ -91,7 +94,8 @@ genie_status_t genie_wire_check_hdr(const void *hdr, size_t hdr_len, size_t data
                                h.version, GENIE_WIRE_VERSION);
     }
     base = h.type & ~GENIE_MSG_REPLY;
-    if (base == 0 || base >= GENIE_MSG_TYPE_COUNT || (h.type & 0x7f00u) != 0) {
+    if (base == 0 || base >= GENIE_MSG_TYPE_COUNT || (h.type & 0x7f00u) != 0 ||
+        base == GENIE_MSG_KV_RESERVE || base == GENIE_MSG_KV_COMMIT) {
         return genie_set_error(GENIE_ERR_CORRUPT, "wire: unknown message type %u", h.type);
     }
     if (h.payload_len != data_len) {

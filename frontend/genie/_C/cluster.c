@@ -10,8 +10,14 @@
  * RTLD_GLOBAL before initialising MPI (mpi4py does the same).
  *
  * Errors: a failed request raises GenieError with the executor's reason; a
- * lost executor raises ExecutorLostError (a GenieError) naming the rank, its
- * slice, pid and host.
+ * lost executor (dead, or ended because it stopped answering) raises
+ * ExecutorLostError (a GenieError) naming the rank, its slice, pid and host,
+ * with the lost rank as its `rank` attribute (a handoff can lose the
+ * destination, not the rank it was sent to).
+ *
+ * Threads: the client (and UCX below it) is used by one thread at a time.
+ * Every call into it holds the cluster's lock; calls that wait release the
+ * GIL first, so other Python threads run meanwhile but never enter UCX.
  */
 #include "pygenie.h"
 
@@ -30,13 +36,70 @@ PyObject *GeniePy_ExecutorLostError;
 
 typedef struct {
     PyObject_HEAD
-    genie_client_t *client;
+    genie_client_t    *client;
+    PyThread_type_lock lock;      /* serialises every call into client */
 } GeniePyCluster;
 
-static PyObject *raise_st(const char *what, genie_status_t st)
+/* Around a client call that waits: the GIL is released, the lock held.  The
+ * lock is released before the GIL is taken back, so a thread holding the GIL
+ * while it waits for the lock (LOCK_HELD below) cannot deadlock with us. */
+static genie_status_t closed_status(void)
 {
-    PyErr_Format(st == GENIE_ERR_PEER_LOST ? GeniePy_ExecutorLostError : GeniePy_Error,
-                 "genie: %s: %s", what, genie_last_error());
+    return genie_set_error(GENIE_ERR_INVALID, "the cluster connection is closed");
+}
+
+/* st = call, under the lock, with the GIL released; the client may have been
+ * closed by another thread while we waited for the lock. */
+#define CLIENT_CALL(self, st, call)                                            \
+    do {                                                                       \
+        Py_BEGIN_ALLOW_THREADS                                                 \
+        PyThread_acquire_lock((self)->lock, WAIT_LOCK);                        \
+        (st) = (self)->client != NULL ? (call) : closed_status();             \
+        PyThread_release_lock((self)->lock);                                   \
+        Py_END_ALLOW_THREADS                                                   \
+    } while (0)
+
+/* For the short calls that build Python objects (callbacks) or that touch
+ * Python buffers: the GIL stays held, the lock is taken without it. */
+static void lock_held(GeniePyCluster *self)
+{
+    if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(self->lock, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+static void unlock_held(GeniePyCluster *self)
+{
+    PyThread_release_lock(self->lock);
+}
+
+static PyObject *raise_lost(GeniePyCluster *self, const char *msg)
+{
+    PyObject *e = PyObject_CallFunction(GeniePy_ExecutorLostError, "s", msg);
+    int32_t   r = self->client != NULL ? genie_client_last_lost(self->client) : -1;
+
+    if (e != NULL) {
+        PyObject *rank = r >= 0 ? PyLong_FromLong(r) : (Py_INCREF(Py_None), Py_None);
+        if (rank != NULL) {
+            (void)PyObject_SetAttrString(e, "rank", rank);
+            Py_DECREF(rank);
+        }
+        PyErr_SetObject(GeniePy_ExecutorLostError, e);
+        Py_DECREF(e);
+    }
+    return NULL;
+}
+
+static PyObject *raise_st(GeniePyCluster *self, const char *what, genie_status_t st)
+{
+    if (st == GENIE_ERR_PEER_LOST) {
+        char msg[1200];
+        snprintf(msg, sizeof(msg), "genie: %s: %s", what, genie_last_error());
+        return raise_lost(self, msg);
+    }
+    PyErr_Format(GeniePy_Error, "genie: %s: %s", what, genie_last_error());
     return NULL;
 }
 
@@ -67,11 +130,17 @@ static int cluster_init(GeniePyCluster *self, PyObject *args, PyObject *kw)
         /* Promote libmpi to global scope for Open MPI's components. */
         (void)dlopen("libmpi.so.40", RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD);
     }
+    if (self->lock == NULL && (self->lock = PyThread_allocate_lock()) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
     Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(self->lock, WAIT_LOCK);
     st = genie_client_open(&self->client);
+    PyThread_release_lock(self->lock);
     Py_END_ALLOW_THREADS
     if (st != GENIE_OK) {
-        raise_st("cannot join the job's executors", st);
+        raise_st(self, "cannot join the job's executors", st);
         return -1;
     }
     return 0;
@@ -83,6 +152,9 @@ static void cluster_dealloc(GeniePyCluster *self)
         genie_client_close(self->client, 0);
         self->client = NULL;
     }
+    if (self->lock != NULL) {
+        PyThread_free_lock(self->lock);
+    }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -91,10 +163,13 @@ static PyObject *cluster_close(GeniePyCluster *self, PyObject *noargs)
 {
     (void)noargs;
     if (self->client != NULL) {
-        genie_client_t *c = self->client;
-        self->client = NULL;
         Py_BEGIN_ALLOW_THREADS
-        genie_client_close(c, 0);
+        PyThread_acquire_lock(self->lock, WAIT_LOCK);
+        if (self->client != NULL) {
+            genie_client_close(self->client, 0);
+            self->client = NULL;
+        }
+        PyThread_release_lock(self->lock);
         Py_END_ALLOW_THREADS
     }
     Py_RETURN_NONE;
@@ -151,11 +226,9 @@ static PyObject *cluster_register_weight(GeniePyCluster *self, PyObject *args)
         return NULL;
     }
     Py_DECREF(triple);
-    Py_BEGIN_ALLOW_THREADS
-    st = genie_client_weight(self->client, rank, fp, name, &t);
-    Py_END_ALLOW_THREADS
+    CLIENT_CALL(self, st, genie_client_weight(self->client, rank, fp, name, &t));
     if (st != GENIE_OK) {
-        return raise_st("register weight", st);
+        return raise_st(self, "register weight", st);
     }
     Py_RETURN_NONE;
 }
@@ -187,9 +260,12 @@ static PyObject *cluster_submit(GeniePyCluster *self, PyObject *args)
             goto out;
         }
     }
-    st = genie_client_submit(self->client, rank, srg.buf, (size_t)srg.len, inputs, (uint32_t)n, &ticket);
+    lock_held(self);
+    st = self->client != NULL ? genie_client_submit(self->client, rank, srg.buf, (size_t)srg.len,
+                                                    inputs, (uint32_t)n, &ticket) : closed_status();
+    unlock_held(self);
     if (st != GENIE_OK) {
-        raise_st("submit", st);
+        raise_st(self, "submit", st);
         ticket = 0;
     }
 out:
@@ -236,11 +312,9 @@ static PyObject *cluster_wait(GeniePyCluster *self, PyObject *arg)
     if (PyErr_Occurred()) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = genie_client_wait(self->client, (uint32_t)ticket, &outs, &n, &compute);
-    Py_END_ALLOW_THREADS
+    CLIENT_CALL(self, st, genie_client_wait(self->client, (uint32_t)ticket, &outs, &n, &compute));
     if (st != GENIE_OK) {
-        return raise_st("request failed", st);
+        return raise_st(self, "request failed", st);
     }
     list = outputs_to_list(outs, n);
     free(outs);
@@ -272,10 +346,13 @@ static PyObject *cluster_free(GeniePyCluster *self, PyObject *args)
         (ids = geniepy_parse_ids(list, &n)) == NULL) {
         return NULL;
     }
-    st = n > 0 ? genie_client_free(self->client, rank, ids, (uint32_t)n) : GENIE_OK;
+    lock_held(self);
+    st = self->client == NULL ? closed_status()
+         : n > 0 ? genie_client_free(self->client, rank, ids, (uint32_t)n) : GENIE_OK;
+    unlock_held(self);
     free(ids);
     if (st != GENIE_OK) {
-        return raise_st("free", st);
+        return raise_st(self, "free", st);
     }
     Py_RETURN_NONE;
 }
@@ -291,11 +368,9 @@ static PyObject *cluster_fetch(GeniePyCluster *self, PyObject *args)
     if (!open_ok(self) || !PyArg_ParseTuple(args, "iK", &rank, &id)) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = genie_client_fetch(self->client, rank, id, &t);
-    Py_END_ALLOW_THREADS
+    CLIENT_CALL(self, st, genie_client_fetch(self->client, rank, id, &t));
     if (st != GENIE_OK) {
-        return raise_st("fetch", st);
+        return raise_st(self, "fetch", st);
     }
     return geniepy_host_to_py(&t);
 }
@@ -314,12 +389,10 @@ static PyObject *cluster_bind_session(GeniePyCluster *self, PyObject *args)
         (ids = geniepy_parse_ids(list, &n)) == NULL) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = genie_client_bind(self->client, rank, session, ids, (uint32_t)n);
-    Py_END_ALLOW_THREADS
+    CLIENT_CALL(self, st, genie_client_bind(self->client, rank, session, ids, (uint32_t)n));
     free(ids);
     if (st != GENIE_OK) {
-        return raise_st("bind session", st);
+        return raise_st(self, "bind session", st);
     }
     Py_RETURN_NONE;
 }
@@ -335,11 +408,9 @@ static PyObject *cluster_end_session(GeniePyCluster *self, PyObject *args)
     if (!open_ok(self) || !PyArg_ParseTuple(args, "iK", &rank, &session)) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = genie_client_end_session(self->client, rank, session, &n);
-    Py_END_ALLOW_THREADS
+    CLIENT_CALL(self, st, genie_client_end_session(self->client, rank, session, &n));
     if (st != GENIE_OK) {
-        return raise_st("end session", st);
+        return raise_st(self, "end session", st);
     }
     return PyLong_FromUnsignedLong(n);
 }
@@ -356,11 +427,9 @@ static PyObject *cluster_session_info(GeniePyCluster *self, PyObject *args)
     if (!open_ok(self) || !PyArg_ParseTuple(args, "iK", &rank, &session)) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = genie_client_session_info(self->client, rank, session, &n, &bytes);
-    Py_END_ALLOW_THREADS
+    CLIENT_CALL(self, st, genie_client_session_info(self->client, rank, session, &n, &bytes));
     if (st != GENIE_OK) {
-        return raise_st("session info", st);
+        return raise_st(self, "session info", st);
     }
     return Py_BuildValue("(IK)", n, (unsigned long long)bytes);
 }
@@ -380,12 +449,10 @@ static PyObject *cluster_handoff(GeniePyCluster *self, PyObject *args)
         (ids = geniepy_parse_ids(list, &n)) == NULL) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = genie_client_handoff(self->client, src, dst, session, ids, (uint32_t)n, &bytes, &secs);
-    Py_END_ALLOW_THREADS
+    CLIENT_CALL(self, st, genie_client_handoff(self->client, src, dst, session, ids, (uint32_t)n, &bytes, &secs));
     free(ids);
     if (st != GENIE_OK) {
-        return raise_st("KV handoff", st);
+        return raise_st(self, "KV handoff", st);
     }
     return Py_BuildValue("{s:K,s:d}", "bytes", (unsigned long long)bytes, "seconds", secs);
 }
@@ -513,8 +580,11 @@ static PyObject *cluster_checkpoint(GeniePyCluster *self, PyObject *jobs)
         }
         st = GENIE_OK;
         if (!PyErr_Occurred()) {
-            st = genie_client_checkpoint_send(self->client, rank, epoch, path, job, ss, (uint32_t)ns,
-                                              &seqs[j]);
+            lock_held(self);
+            st = self->client != NULL ? genie_client_checkpoint_send(self->client, rank, epoch, path,
+                                                                     job, ss, (uint32_t)ns, &seqs[j])
+                                      : closed_status();
+            unlock_held(self);
         }
         for (Py_ssize_t i = 0; i < parsed; i++) {
             ckpt_arg_release(&args[i]);
@@ -540,9 +610,7 @@ static PyObject *cluster_checkpoint(GeniePyCluster *self, PyObject *jobs)
         if (seqs[j] == 0) {
             continue;
         }
-        Py_BEGIN_ALLOW_THREADS
-        st = genie_client_checkpoint_wait(self->client, ranks[j], seqs[j], &bytes, &secs);
-        Py_END_ALLOW_THREADS
+        CLIENT_CALL(self, st, genie_client_checkpoint_wait(self->client, ranks[j], seqs[j], &bytes, &secs));
         if (st != GENIE_OK) {
             if (first == GENIE_OK) {
                 first = st;
@@ -562,8 +630,14 @@ static PyObject *cluster_checkpoint(GeniePyCluster *self, PyObject *jobs)
     }
     if (first != GENIE_OK && !PyErr_Occurred()) {
         Py_CLEAR(result);
-        PyErr_Format(first == GENIE_ERR_PEER_LOST ? GeniePy_ExecutorLostError : GeniePy_Error,
-                     "genie: checkpoint on executor rank %d: %s", (int)first_rank, first_msg);
+        char msg[700];
+        snprintf(msg, sizeof(msg), "genie: checkpoint on executor rank %d: %s", (int)first_rank,
+                 first_msg);
+        if (first == GENIE_ERR_PEER_LOST) {
+            raise_lost(self, msg);
+        } else {
+            PyErr_SetString(GeniePy_Error, msg);
+        }
     }
     if (PyErr_Occurred()) {
         Py_CLEAR(result);
@@ -612,11 +686,9 @@ static PyObject *cluster_restore(GeniePyCluster *self, PyObject *args)
         kv[i].id    = id;
         kv[i].dtype = (genie_dtype_t)dtype;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = genie_client_restore(self->client, rank, path, fsess, sess, kv, (uint32_t)n, &bytes, &secs);
-    Py_END_ALLOW_THREADS
+    CLIENT_CALL(self, st, genie_client_restore(self->client, rank, path, fsess, sess, kv, (uint32_t)n, &bytes, &secs));
     if (st != GENIE_OK) {
-        raise_st("restore", st);
+        raise_st(self, "restore", st);
         goto out;
     }
     result = Py_BuildValue("{s:K,s:d}", "bytes", (unsigned long long)bytes, "seconds", secs);
@@ -684,9 +756,12 @@ static PyObject *cluster_stats(GeniePyCluster *self, PyObject *arg)
     if (a.d == NULL || a.phase == NULL) {
         goto err;
     }
-    st = genie_client_stats(self->client, (int32_t)rank, stats_one, stats_text, &a);
+    lock_held(self);
+    st = self->client != NULL ? genie_client_stats(self->client, (int32_t)rank, stats_one, stats_text, &a)
+                              : closed_status();
+    unlock_held(self);
     if (st != GENIE_OK) {
-        raise_st("stats", st);
+        raise_st(self, "stats", st);
         goto err;
     }
     p = genie_ucx_peer(genie_client_ucx(self->client), (int32_t)rank);
@@ -730,7 +805,7 @@ static PyObject *cluster_link_stats(GeniePyCluster *self, PyObject *noargs)
         v = Py_BuildValue("{s:K,s:K,s:K,s:K}", "bytes_sent", (unsigned long long)s.bytes_sent,
                           "bytes_received", (unsigned long long)s.bytes_received,
                           "messages", (unsigned long long)(s.messages_sent + s.messages_received),
-                          "rma_bytes", (unsigned long long)s.rma_bytes_put);
+                          "rma_bytes", (unsigned long long)s.rma_bytes_got);
         if (k == NULL || v == NULL || PyDict_SetItem(d, k, v) < 0) {
             Py_XDECREF(k);
             Py_XDECREF(v);
@@ -753,12 +828,10 @@ static PyObject *cluster_ping(GeniePyCluster *self, PyObject *args)
     if (!open_ok(self) || !PyArg_ParseTuple(args, "iy*", &rank, &b)) {
         return NULL;
     }
-    Py_BEGIN_ALLOW_THREADS
-    st = genie_client_ping(self->client, rank, b.buf, (size_t)b.len);
-    Py_END_ALLOW_THREADS
+    CLIENT_CALL(self, st, genie_client_ping(self->client, rank, b.buf, (size_t)b.len));
     PyBuffer_Release(&b);
     if (st != GENIE_OK) {
-        return raise_st("ping", st);
+        return raise_st(self, "ping", st);
     }
     Py_RETURN_NONE;
 }

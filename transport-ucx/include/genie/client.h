@@ -19,8 +19,19 @@
 
 typedef struct genie_client genie_client_t;
 
-/* Environment: GENIE_SECRET_FILE (required), GENIE_REQUEST_TIMEOUT_S. */
+/* Environment: GENIE_SECRET_FILE (required); the waits' bounds
+ * GENIE_REQUEST_TIMEOUT_S (liveness, default 30), GENIE_HANDOFF_TIMEOUT_S
+ * (60), GENIE_CHECKPOINT_TIMEOUT_S (600), GENIE_BOOTSTRAP_TIMEOUT_S (120).
+ *
+ * Every wait of the client is bounded.  An executor that stops answering
+ * (no reply and no answer to liveness probes for GENIE_REQUEST_TIMEOUT_S)
+ * is ended: SIGKILL when it runs on this host, and in any case fenced off
+ * (every other executor is told to drop its connections), with one line
+ * naming it and the operation; the call then fails with
+ * GENIE_ERR_PEER_LOST, exactly as if the executor had died. */
 genie_status_t genie_client_open(genie_client_t **c_p);
+/* The rank of the last GENIE_ERR_PEER_LOST a call returned (-1: none). */
+int32_t        genie_client_last_lost(const genie_client_t *c);
 /* SHUTDOWN to every executor still alive (bounded wait), then MPI_Finalize
  * unless `keep_mpi`. */
 void           genie_client_close(genie_client_t *c, int keep_mpi);

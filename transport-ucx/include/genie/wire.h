@@ -1,6 +1,6 @@
 /*
  * The wire protocol between the driver and the executors, and between
- * executors: fixed 32-byte headers, typed payloads, every length checked
+ * executors: fixed 40-byte headers, typed payloads, every length checked
  * before use.  docs/wire-protocol.md is the spec; this header is its C form.
  *
  * Every message is one UCX active message (id GENIE_WIRE_AM_ID): the header
@@ -9,6 +9,11 @@
  * version match, the type is known and payload_len equals the AM data length.
  *
  *   | magic u32 | version u16 | type u16 | seq u32 | status i32 | payload_len u64 | aux u64 |
+ *   | conn u64 |
+ *
+ * conn is the connection's token: 0 on HELLO; the HELLO reply carries the
+ * token the accepting side chose, and every later message on that
+ * connection, in both directions, carries it (docs/wire-protocol.md, 2).
  *
  * All integers are little-endian (the only byte order Genie runs on; checked
  * at compile time below).  Payloads are built from the primitives below:
@@ -30,7 +35,7 @@
 #include "genie/tensor.h"
 
 #define GENIE_WIRE_MAGIC    0x45494e47u   /* "GNIE" in memory order */
-#define GENIE_WIRE_VERSION  1
+#define GENIE_WIRE_VERSION  2
 #define GENIE_WIRE_AM_ID    7
 #define GENIE_WIRE_SECRET_LEN 64          /* hex characters of the job secret */
 
@@ -49,11 +54,13 @@ typedef enum genie_msg_type {
     GENIE_MSG_HANDOFF      = 9,   /* session, dst, ids        -> bytes, seconds  */
     GENIE_MSG_STATS        = 10,  /*                          -> name/value list */
     GENIE_MSG_SHUTDOWN     = 11,  /*                          -> ok, then exit   */
-    GENIE_MSG_KV_RESERVE   = 12,  /* session, sizes           -> arena offsets   */
-    GENIE_MSG_KV_COMMIT    = 13,  /* session, objects         -> ok              */
+    GENIE_MSG_KV_RESERVE   = 12,  /* version 1 only: refused since version 2     */
+    GENIE_MSG_KV_COMMIT    = 13,  /* version 1 only: refused since version 2     */
     GENIE_MSG_PING         = 14,  /* bytes (echoed)           -> the same bytes  */
     GENIE_MSG_CHECKPOINT   = 15,  /* epoch, path, sessions    -> bytes, seconds  */
     GENIE_MSG_RESTORE      = 16,  /* path, session, objects   -> bytes, seconds  */
+    GENIE_MSG_KV_OFFER     = 17,  /* session, objects + rkeys -> bytes got       */
+    GENIE_MSG_FENCE        = 18,  /* rank, reason             -> ok              */
     GENIE_MSG_TYPE_COUNT
 } genie_msg_type_t;
 
@@ -67,10 +74,11 @@ typedef struct genie_wire_hdr {
     int32_t  status;        /* replies: genie_status_t of the request         */
     uint64_t payload_len;   /* bytes of AM data that follow                   */
     uint64_t aux;           /* type-specific (RUN: plan hash)                 */
+    uint64_t conn;          /* connection token; 0 on HELLO                   */
 } genie_wire_hdr_t;
 
-_Static_assert(sizeof(genie_wire_hdr_t) == 32, "wire header is 32 bytes: bump GENIE_WIRE_VERSION");
-_Static_assert(GENIE_MSG_TYPE_COUNT == 17, "new message type: update docs/wire-protocol.md");
+_Static_assert(sizeof(genie_wire_hdr_t) == 40, "wire header is 40 bytes: bump GENIE_WIRE_VERSION");
+_Static_assert(GENIE_MSG_TYPE_COUNT == 19, "new message type: update docs/wire-protocol.md");
 _Static_assert(GENIE_DTYPE_COUNT == 6, "dtype numbering is on the wire: bump GENIE_WIRE_VERSION");
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "the Genie wire protocol is little-endian"
