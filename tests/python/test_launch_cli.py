@@ -735,16 +735,24 @@ DRIVER_CONNECT_SLEEP = ("import sys, time, genie\n"
                         "print('connected', info['mode'], info['executors'], flush=True)\n"
                         "time.sleep(600)\n")
 LEFT_WITHIN_S = 10
+# What an executor prints when it leaves because its driver is gone
+# (launcher/executor_serve.c, genie_server_run).
+LEFT_LINE = re.compile(r"genie: rank (\d+) \([a-z]+ slice \d+\): rank 0 \(the driver, pid (\d+) "
+                       r"on [^)]*\) was lost: .*: exiting")
+# What genie-launch prints when it has to end the job itself, the driver's
+# status being written and the job still running GENIE_LAUNCH_DRIVER_GRACE_S
+# later (launcher/launch_run.c, wait_runner).
+LAUNCHER_ENDS_JOB = "the driver has exited and the job is still running"
 
 
 def _proc_stat(pid):
-    """(ppid, state) of pid, or None once it is gone."""
+    """(ppid, state, start time in clock ticks) of pid, or None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             rest = f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return int(rest[1]), rest[0]
+    return int(rest[1]), rest[0], int(rest[19])
 
 
 def _cmdline(pid):
@@ -756,88 +764,132 @@ def _cmdline(pid):
 
 
 def _descendants(root):
+    """(pid, start time) of every descendant of root: a pid with the start
+    time it had is that process, never a later one that reused the number."""
     kids = {}
     for d in os.listdir("/proc"):
         if d.isdigit():
             st = _proc_stat(int(d))
             if st is not None:
-                kids.setdefault(st[0], []).append(int(d))
+                kids.setdefault(st[0], []).append((int(d), st[2]))
     out, todo = [], [root]
     while todo:
         for c in kids.get(todo.pop(), []):
             out.append(c)
-            todo.append(c)
+            todo.append(c[0])
     return out
 
 
-def _running(pid):
-    """Alive and not a zombie (a zombie runs nothing; its parent reaps it)."""
-    st = _proc_stat(pid)
-    return st is not None and st[1] != "Z"
+def _running(proc):
+    """The process (pid, start time) is alive and not a zombie (a zombie runs
+    nothing; its parent reaps it)."""
+    st = _proc_stat(proc[0])
+    return st is not None and st[2] == proc[1] and st[1] != "Z"
 
 
-def _read_line_within(stream, want, timeout):
-    """Lines of stream until one starts with want, or None after timeout."""
-    deadline = time.monotonic() + timeout
-    seen = []
-    buf = b""
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
-        if not r:
-            break
-        chunk = os.read(stream.fileno(), 4096)
-        if not chunk:
-            break
-        buf += chunk
-        while b"\n" in buf:
-            line, buf = buf.split(b"\n", 1)
-            seen.append(line.decode(errors="replace"))
-            if seen[-1].startswith(want):
-                return seen
-    return None
+class _Lines:
+    """The lines of a pipe, read without blocking for longer than asked."""
+
+    def __init__(self, stream):
+        self.stream, self.buf, self.lines, self.eof = stream, b"", [], False
+
+    def read(self, timeout):
+        """Read for at most timeout seconds (less at end of file)."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            r, _, _ = select.select([self.stream], [], [], max(0.0, deadline - time.monotonic()))
+            if not r:
+                return
+            chunk = os.read(self.stream.fileno(), 4096)
+            if not chunk:
+                self.eof = True
+                if self.buf:
+                    self.lines.append(self.buf.decode(errors="replace"))
+                return
+            self.buf += chunk
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                self.lines.append(line.decode(errors="replace"))
+
+    def until(self, want, timeout):
+        """Read until a line starts with want; that line, or None after timeout."""
+        deadline = time.monotonic() + timeout
+        seen = len(self.lines)
+        while time.monotonic() < deadline and not self.eof:
+            self.read(min(0.2, max(0.0, deadline - time.monotonic())))
+            for line in self.lines[seen:]:
+                if line.startswith(want):
+                    return line
+            seen = len(self.lines)
+        return None
 
 
 def _driver_killed(env, victim):
     """genie-launch --phases prefill:1,decode:1 -- python -c CONNECT-SLEEP; once
     the driver has connected, SIGKILL `victim` ("driver": the python process,
-    "shim": genie-launch --driver-shim around it); then no genie-executor of
-    the job may still run LEFT_WITHIN_S seconds later."""
+    "shim": genie-launch --driver-shim around it).  Then no genie-executor of
+    the job (known by pid and start time) may still run LEFT_WITHIN_S seconds
+    later, and they must have left on their own: each says its driver was
+    lost, and genie-launch never had to end the job itself."""
     e = dict(env)
     del e["GENIE_EXECUTOR"], e["GENIE_MPIRUN"]
     e["PATH"] = os.environ["PATH"]
     p = subprocess.Popen([str(LAUNCH), "--phases", "prefill:1,decode:1", "--", sys.executable,
                           "-c", DRIVER_CONNECT_SLEEP], env=e, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, start_new_session=True)
+    out = _Lines(p.stdout)
     procs = []
     try:
-        seen = _read_line_within(p.stdout, "connected", 180)
-        assert seen is not None, "the driver never connected"
-        assert seen[-1] == "connected distributed 2", seen
+        connected = out.until("connected", 180)
+        assert connected == "connected distributed 2", out.lines
         procs = _descendants(p.pid)
-        executors = [q for q in procs if os.path.basename((_cmdline(q) or [""])[0]) ==
+        executors = [q for q in procs if os.path.basename((_cmdline(q[0]) or [""])[0]) ==
                      "genie-executor"]
-        shims = [q for q in procs if _cmdline(q)[1:2] == ["--driver-shim"]]
-        drivers = [q for q in procs if _cmdline(q)[:2] == [sys.executable, "-c"]]
+        shims = [q for q in procs if _cmdline(q[0])[1:2] == ["--driver-shim"]]
+        drivers = [q for q in procs if _cmdline(q[0])[:2] == [sys.executable, "-c"]]
         assert len(executors) == 2 and len(shims) == 1 and len(drivers) == 1, \
-            [(q, _cmdline(q)) for q in procs]
+            [(q, _cmdline(q[0])) for q in procs]
         target = drivers[0] if victim == "driver" else shims[0]
-        os.kill(target, signal.SIGKILL)
+        os.kill(target[0], signal.SIGKILL)
         t0 = time.monotonic()
         while time.monotonic() - t0 < LEFT_WITHIN_S and any(_running(q) for q in executors):
-            time.sleep(0.1)
-        left = [q for q in executors if _running(q)]
+            out.read(0.1)
+        gone_s = time.monotonic() - t0
+        left = [q[0] for q in executors if _running(q)]
         assert not left, (f"{len(left)} genie-executor process(es) of the job still running "
-                          f"{LEFT_WITHIN_S} s after SIGKILL of the {victim}: "
-                          f"{[(q, _cmdline(q)) for q in left]}")
-        print(f"no executor left {time.monotonic() - t0:.1f} s after SIGKILL of the {victim}")
+                          f"{LEFT_WITHIN_S} s after SIGKILL of the {victim}: {left}; output: "
+                          f"{out.lines}")
+        # The rest of the job ends too; its output says how.
+        deadline = time.monotonic() + 60
+        while not out.eof and time.monotonic() < deadline:
+            out.read(deadline - time.monotonic())
+        rc = p.wait(timeout=max(1.0, deadline - time.monotonic()))
+        said = [m for m in map(LEFT_LINE.fullmatch, out.lines) if m]
+        assert sorted(int(m.group(1)) for m in said) == [1, 2] and \
+            all(int(m.group(2)) == drivers[0][0] for m in said), \
+            ("each executor must say once that it leaves because its driver "
+             f"(pid {drivers[0][0]}) was lost", out.lines)
+        assert not any(LAUNCHER_ENDS_JOB in line for line in out.lines), out.lines
+        if victim == "driver":
+            assert rc == 128 + signal.SIGKILL, (rc, out.lines)   # the driver's own status
+        else:
+            assert rc != 0, (rc, out.lines)
+        print(f"no executor left {gone_s:.1f} s after SIGKILL of the {victim}; "
+              f"genie-launch exit {rc}")
     finally:
-        # Whatever the outcome, nothing of this job may outlive the test.
-        for q in [p.pid] + procs + _descendants(p.pid):
+        # Whatever the outcome, nothing of this job may outlive the test; only
+        # processes still running with the start time they had are signalled.
+        for q in [(p.pid, None)] + procs + _descendants(p.pid):
+            if q[1] is None and p.poll() is not None:
+                continue
+            if q[1] is not None and not _running(q):
+                continue
             try:
-                os.kill(q, signal.SIGKILL)
+                os.kill(q[0], signal.SIGKILL)
             except ProcessLookupError:
                 pass
         p.wait(timeout=60)
+        p.stdout.close()
 
 
 @needs_executor
