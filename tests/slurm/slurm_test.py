@@ -17,6 +17,7 @@ e.g. not root or the plugin not built); CTest's SKIP_RETURN_CODE is 77.
 import glob
 import os
 import re
+import select
 import shlex
 import signal
 import subprocess
@@ -629,82 +630,146 @@ def _cmdline(pid):
         return []
 
 
-def _running(pid):
-    """Alive and not a zombie."""
+def _start_time(pid):
+    """(state, start time in clock ticks) of pid, or None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+            rest = f.read().rsplit(")", 1)[1].split()
+        return rest[0], int(rest[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _running(proc):
+    """The process (pid, start time) is alive and not a zombie: a pid with
+    another start time is a later process that reused the number."""
+    st = _start_time(proc[0])
+    return st is not None and st[1] == proc[1] and st[0] != "Z"
 
 
 def _job_tasks(job_id):
-    """{pid: (SLURM_PROCID, cmdline)} of this node's processes of job_id."""
+    """{(pid, start time): (SLURM_PROCID, cmdline)} of this node's processes
+    of job_id."""
     out = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         env = _environ(int(d))
-        if env is not None and env.get(b"SLURM_JOB_ID") == job_id.encode() and \
-                b"SLURM_PROCID" in env:
-            out[int(d)] = (env[b"SLURM_PROCID"].decode(), _cmdline(int(d)))
+        st = _start_time(int(d))
+        if env is not None and st is not None and env.get(b"SLURM_JOB_ID") == job_id.encode() \
+                and b"SLURM_PROCID" in env:
+            out[(int(d), st[1])] = (env[b"SLURM_PROCID"].decode(), _cmdline(int(d)))
     return out
+
+
+class _Lines:
+    """The lines of a pipe, read without blocking for longer than asked."""
+
+    def __init__(self, stream):
+        self.stream, self.buf, self.lines, self.eof = stream, b"", [], False
+
+    def read(self, timeout):
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            r, _, _ = select.select([self.stream], [], [], max(0.0, deadline - time.monotonic()))
+            if not r:
+                return
+            chunk = os.read(self.stream.fileno(), 4096)
+            if not chunk:
+                self.eof = True
+                if self.buf:
+                    self.lines.append(self.buf.decode(errors="replace"))
+                return
+            self.buf += chunk
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                self.lines.append(line.decode(errors="replace"))
+
+    def until(self, want, timeout):
+        """Read until a line starts with want; that line, or None after timeout."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline and not self.eof:
+            self.read(min(0.2, max(0.0, deadline - time.monotonic())))
+            for line in self.lines[seen:]:
+                if line.startswith(want):
+                    return line
+            seen = len(self.lines)
+        return None
 
 
 DRIVER_CONNECT_SLEEP = ("import sys, time, genie\n"
                         "info = genie.init()\n"
                         "print('connected', info['mode'], info['executors'], flush=True)\n"
                         "time.sleep(600)\n")
+# What an executor prints when it leaves because its driver is gone
+# (launcher/executor_serve.c, genie_server_run).
+LEFT_LINE = re.compile(r"genie: rank (\d+) \([a-z]+ slice \d+\): rank 0 \(the driver, pid (\d+) "
+                       r"on [^)]*\) was lost: .*: exiting")
 
 
 def case_driver_killed(tmp):
     """Executors never outlive their driver: SIGKILL of task 0 (the user's
     python) of a running srun --genie-phases step leaves no genie-executor
-    task of the step running 10 s later."""
+    task of the step running 10 s later, and they leave on their own (each
+    says that its driver was lost; Slurm does not end a step when one task
+    dies)."""
     name = "genie-driver-killed"
     argv = ["srun", "--genie-phases=prefill:1,decode:1", "-t", "3", "-J", name,
             "python", "-c", DRIVER_CONNECT_SLEEP]
-    print(f"checks: {shlex.join(argv[:7])} python -c '<connect, then sleep>': once the driver "
+    print(f"checks: {shlex.join(argv[:-2])} -c '<connect, then sleep>': once the driver "
           "has connected to its 2 executors, SIGKILL the driver task; within 10 s no "
-          "genie-executor process of the job may still run")
+          "genie-executor process of the job (by pid and start time) may still run, and each "
+          "must say that it leaves because its driver was lost")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
-    out = []
+    out = _Lines(proc.stdout)
+
+    def failed(msg):
+        print("--- srun output:\n" + "\n".join(out.lines))
+        return fail(msg)
+
     try:
-        deadline = time.monotonic() + 300
-        connected = None
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            out.append(line.decode(errors="replace").rstrip("\n"))
-            if out[-1].startswith("connected"):
-                connected = out[-1]
-                break
+        connected = out.until("connected", 300)
         if connected != "connected distributed 2":
-            print("--- srun output:\n" + "\n".join(out))
-            return fail(f"the driver did not connect to 2 executors (last line {connected!r})")
+            return failed(f"the driver did not connect to 2 executors (line {connected!r})")
         q = run(["squeue", "-h", "-n", name, "-o", "%i"], timeout=30)
         job_ids = q.out.split()
         if len(job_ids) != 1:
-            return fail(f"squeue -n {name}: {q.out!r} (want one job)")
+            return failed(f"squeue -n {name}: {q.out!r} (want one job)")
         tasks = _job_tasks(job_ids[0])
         drivers = [p for p, (rank, cmd) in tasks.items() if rank == "0" and cmd[1:2] == ["-c"]]
         executors = [p for p, (rank, cmd) in tasks.items()
                      if rank != "0" and os.path.basename((cmd or [""])[0]) == "genie-executor"]
         if len(drivers) != 1 or len(executors) != 2:
-            return fail(f"job {job_ids[0]}: want 1 driver and 2 genie-executor tasks, found "
-                        f"{ {p: v for p, v in tasks.items()} }")
-        os.kill(drivers[0], signal.SIGKILL)
+            return failed(f"job {job_ids[0]}: want 1 driver and 2 genie-executor tasks, found "
+                          f"{tasks}")
+        os.kill(drivers[0][0], signal.SIGKILL)
         t0 = time.monotonic()
         while time.monotonic() - t0 < 10 and any(_running(p) for p in executors):
-            time.sleep(0.1)
-        left = [p for p in executors if _running(p)]
+            out.read(0.1)
+        gone_s = time.monotonic() - t0
+        left = [p[0] for p in executors if _running(p)]
         if left:
-            return fail(f"{len(left)} genie-executor task(s) of job {job_ids[0]} still running "
-                        f"10 s after SIGKILL of the driver: {left}")
-        return ok_line(f"no executor left {time.monotonic() - t0:.1f} s after SIGKILL of the "
-                       "driver task")
+            return failed(f"{len(left)} genie-executor task(s) of job {job_ids[0]} still running "
+                          f"10 s after SIGKILL of the driver: {left}")
+        deadline = time.monotonic() + 60
+        while not out.eof and time.monotonic() < deadline:
+            out.read(deadline - time.monotonic())
+        try:
+            rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return failed("srun still running 60 s after its executors left")
+        said = [m for m in map(LEFT_LINE.fullmatch, out.lines) if m]
+        if sorted(int(m.group(1)) for m in said) != [1, 2] or \
+                any(int(m.group(2)) != drivers[0][0] for m in said):
+            return failed(f"each executor must say once that it leaves because its driver "
+                          f"(pid {drivers[0][0]}) was lost")
+        if rc == 0:
+            return failed("srun exited 0 though its driver task was killed")
+        print("--- srun output:\n" + "\n".join(out.lines))
+        return ok_line(f"no executor left {gone_s:.1f} s after SIGKILL of the driver task; "
+                       f"each said its driver was lost; srun exit {rc}")
     finally:
         subprocess.run(["scancel", "--name", name], timeout=30, stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
@@ -713,6 +778,7 @@ def case_driver_killed(tmp):
         except ProcessLookupError:
             pass
         proc.wait(timeout=60)
+        proc.stdout.close()
 
 
 CASES = {
