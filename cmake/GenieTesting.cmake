@@ -51,3 +51,34 @@ function(genie_add_c_test src)
     set_tests_properties(${name} PROPERTIES ENVIRONMENT "${GENIE_SANITIZE_TEST_ENV}")
   endif()
 endfunction()
+
+# Exit status of a test that did not run because something it needs is
+# missing; every test that can skip registers SKIP_RETURN_CODE with it, so
+# that CTest lists it as "Skipped" (never as passed).
+set(GENIE_SKIP_RETURN_CODE 77)
+
+# genie_skip_test(<name> LABELS <label>... REASON <text>)
+# Registers <name> as a test that prints "skipped: <text>" and exits with
+# GENIE_SKIP_RETURN_CODE: where a test's dependency is missing (HDF5, MPI, a
+# sanitized build, ...), it is still registered under its usual name and
+# label, so that `ctest` and scripts/test report it as skipped, with why,
+# instead of it vanishing.  The configure summary lists these by reason.
+function(genie_skip_test name)
+  cmake_parse_arguments(PARSE_ARGV 1 S "" "REASON" "LABELS")
+  if(NOT S_REASON OR NOT S_LABELS OR S_UNPARSED_ARGUMENTS)
+    message(FATAL_ERROR "genie_skip_test(${name}): give LABELS and one REASON string")
+  endif()
+  add_test(NAME ${name}
+    COMMAND sh -c [[printf 'skipped: %s\n' "$1"; exit "$2"]] sh "${S_REASON}"
+            ${GENIE_SKIP_RETURN_CODE})
+  set_tests_properties(${name} PROPERTIES
+    LABELS "${S_LABELS}" SKIP_RETURN_CODE ${GENIE_SKIP_RETURN_CODE})
+  # Grouped by reason for the summary (cmake/GenieSummary.cmake).
+  string(REPLACE ";" "," reason "${S_REASON}")
+  string(MD5 key "${reason}")
+  get_property(reasons GLOBAL PROPERTY GENIE_SKIP_REASONS)
+  if(NOT reason IN_LIST reasons)
+    set_property(GLOBAL APPEND PROPERTY GENIE_SKIP_REASONS "${reason}")
+  endif()
+  set_property(GLOBAL APPEND PROPERTY GENIE_SKIP_NAMES_${key} "${name}")
+endfunction()

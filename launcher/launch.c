@@ -401,7 +401,11 @@ void genie_launch_fill_vars(genie_launch_t *L)
     set_var(L, GENIE_LAUNCH_VAR_THREADS, "GENIE_THREADS", "%lld", (long long)L->threads);
     set_var(L, GENIE_LAUNCH_VAR_KV_MODE, "GENIE_KV_MODE", "%s", c->kv_mode);
     set_var(L, GENIE_LAUNCH_VAR_ARENA_MB, "GENIE_ARENA_MB", "%lld", (long long)c->arena_mb);
-    set_var(L, GENIE_LAUNCH_VAR_TIMEOUT, "GENIE_REQUEST_TIMEOUT_S", "%.9g", c->request_timeout_s);
+    set_var(L, GENIE_LAUNCH_VAR_MEMORY_MB, "GENIE_MEMORY_MB", "%lld", (long long)c->memory_mb);
+    /* Every wait, always (the default too): all ranks see the same numbers. */
+    for (int i = 0; i < GENIE_LAUNCH_N_WAITS; i++) {
+        set_var(L, GENIE_LAUNCH_VAR_WAITS + i, genie_launch_waits[i].env, "%.9g", c->wait_s[i]);
+    }
     set_var(L, GENIE_LAUNCH_VAR_SECRET_FILE, "GENIE_SECRET_FILE", "%s/%s", L->job_dir,
             GENIE_LAUNCH_SECRET_FILE);
     set_var(L, GENIE_LAUNCH_VAR_LAUNCHER, "GENIE_LAUNCHER", "genie-launch");

@@ -1,12 +1,12 @@
 /*
  * genie-launch's internal interface, shared by its files:
  *   launch.c         main, command line, settings, --dry-run
- *   launch_config.c  the libconfig file (launch_config.h)
  *   launch_mpirun.c  the Open MPI MPMD command line
  *   launch_srun.c    the srun --multi-prog command line and file
  *   launch_run.c     job directory, secret, running the launcher, cleanup
  *   launch_shim.c    --driver-shim: rank 0's wrapper around the user's command
  *   launch_util.c    messages, argument vectors, quoting, PATH lookup
+ * and genie.conf through the library genie_config (config/, genie/config.h).
  *
  * Rank layout (the contract with genie-executor and the driver): world rank 0
  * is the driver (the user's command), ranks 1..N are the executors, one per
@@ -24,7 +24,7 @@
 
 #include "genie/phase_spec.h"
 #include "genie/status.h"
-#include "launch_config.h"
+#include "genie/config.h"
 
 #define GENIE_LAUNCH_EXIT_USAGE 2   /* refused or failed before anything started */
 
@@ -47,8 +47,9 @@ enum {
     GENIE_LAUNCH_VAR_THREADS,
     GENIE_LAUNCH_VAR_KV_MODE,
     GENIE_LAUNCH_VAR_ARENA_MB,
-    GENIE_LAUNCH_VAR_TIMEOUT,
-    GENIE_LAUNCH_VAR_SECRET_FILE,
+    GENIE_LAUNCH_VAR_MEMORY_MB,
+    GENIE_LAUNCH_VAR_WAITS,     /* GENIE_LAUNCH_N_WAITS of them, genie_launch_waits[] order */
+    GENIE_LAUNCH_VAR_SECRET_FILE = GENIE_LAUNCH_VAR_WAITS + GENIE_LAUNCH_N_WAITS,
     GENIE_LAUNCH_VAR_LAUNCHER,
     GENIE_LAUNCH_VAR_JOB_DIR,
     GENIE_LAUNCH_VAR_UCX_TLS,

@@ -20,7 +20,7 @@
 #include <stdint.h>
 
 #include "genie/phase_spec.h"
-#include "launch_config.h"
+#include "genie/config.h"
 #include "spank_gpus.h"
 
 /* The step's secret travels from srun to each node's slurmstepd in the

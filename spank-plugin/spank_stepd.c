@@ -211,7 +211,9 @@ static int set_gpu(spank_t sp, const genie_spank_task_t *t, uint32_t id, const u
         }
         /* Asked for by the config, but never silent: the node's first
          * executor says so on its stderr, which srun shows the user (and
-         * get_stats() reports backend "cpu"). */
+         * get_stats() reports backend "cpu").  The hint does not promise
+         * GPUs: with no CUDA backend in this build, an "auto" step given
+         * GPUs runs on the CPU too (and its executors say so themselves). */
         {
             uint32_t first = UINT32_MAX;
 
@@ -220,8 +222,9 @@ static int set_gpu(spank_t sp, const genie_spank_task_t *t, uint32_t id, const u
             }
             if (id == first) {
                 fprintf(stderr, "genie: the step has no GPUs on this node: its executors run on "
-                        "the CPU backend (slurm.cpu_fallback in genie.conf; add --gpus=%u for "
-                        "GPUs)\n", genie_spank_gpus_needed(&genie_spank.layout));
+                        "the CPU backend (slurm.cpu_fallback in genie.conf; this build has no "
+                        "CUDA backend, so --gpus=%u would not change that)\n",
+                        genie_spank_gpus_needed(&genie_spank.layout));
             }
         }
         return set(sp, "GENIE_BACKEND", "cpu");
@@ -259,9 +262,17 @@ static int set_settings(spank_t sp, uint32_t executors_here)
     if (set(sp, "GENIE_ARENA_MB", v) != 0) {
         return -1;
     }
-    snprintf(v, sizeof(v), "%.9g", cfg->request_timeout_s);
-    if (set(sp, "GENIE_REQUEST_TIMEOUT_S", v) != 0) {
+    snprintf(v, sizeof(v), "%lld", (long long)cfg->memory_mb);
+    if (set(sp, "GENIE_MEMORY_MB", v) != 0) {
         return -1;
+    }
+    /* Every wait, always (the default too), as genie-launch does: all tasks
+     * of the step see the same numbers whatever their environment says. */
+    for (int i = 0; i < GENIE_LAUNCH_N_WAITS; i++) {
+        snprintf(v, sizeof(v), "%.9g", cfg->wait_s[i]);
+        if (set(sp, genie_launch_waits[i].env, v) != 0) {
+            return -1;
+        }
     }
     snprintf(v, sizeof(v), "%lldms", (long long)cfg->ucx_keepalive_ms);
     /* Shared-memory transports advertise peer error handling only with

@@ -7,11 +7,13 @@ the real runs also need build/bin/genie-executor and mpirun.
 """
 import os
 import random
+import select
 import re
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +26,10 @@ CONF = ROOT / "configs" / "genie.conf"
 
 pytestmark = pytest.mark.skipif(
     not LAUNCH.exists(), reason="build/bin/genie-launch is not built (cmake --build build)")
+
+# The variables of genie.conf's timeouts (configs/genie.conf, "timeouts").
+WAITS = ("GENIE_REQUEST_TIMEOUT_S", "GENIE_HANDOFF_TIMEOUT_S", "GENIE_CHECKPOINT_TIMEOUT_S",
+         "GENIE_BOOTSTRAP_TIMEOUT_S")
 
 needs_executor = pytest.mark.skipif(
     not EXECUTOR.exists() or shutil.which("mpirun") is None,
@@ -173,8 +179,39 @@ def test_colon_argument_refused_for_mpirun(env):
     ("threads = -3;\n", ":1: threads = -3 is out of range"),
     ("arena_mb = 0;\n", ":1: arena_mb = 0 is out of range"),
     ("backend = \"gpu\";\n", ":1: backend 'gpu' is not one of cpu, cuda, auto"),
-    ("request_timeout_s = -1.0;\n", ":1: request_timeout_s = -1 is out of range"),
-    ("request_timeout_s = \"1\";\n", ":1: request_timeout_s must be a number of seconds"),
+    # every wait is bounded: 0 and below, non-numbers and too large are refused
+    *[row for key, default in [("request_timeout_s", 30), ("handoff_timeout_s", 60),
+                               ("checkpoint_timeout_s", 600), ("bootstrap_timeout_s", 120)]
+      for row in [
+          (f"{key} = 0;\n", f":1: {key} = 0 is refused: every wait is bounded, there is no 0 "
+           f"for 'forever'; give 0.001 to 1000000 seconds (e.g. {key} = {default};)"),
+          (f"{key} = 0.0;\n", f":1: {key} = 0 is refused: every wait is bounded"),
+          (f"{key} = -1.5;\n", f":1: {key} = -1.5 is refused: every wait is bounded"),
+          (f"{key} = -3;\n", f":1: {key} = -3 is refused: every wait is bounded"),
+          (f"{key} = \"1\";\n", f":1: {key} must be a number of seconds (e.g. {key} = "
+           f"{default};), not a string"),
+          (f"{key} = true;\n", f":1: {key} must be a number of seconds"),
+          (f"{key} = 1000001;\n", f":1: {key} = 1000001 is out of range; give 0.001 to "
+           "1000000 seconds"),
+          (f"{key} = 1e9;\n", f":1: {key} = 1000000000 is out of range"),
+          (f"{key} = 0.0001;\n", f":1: {key} = 0.0001 is out of range"),
+          (f"{key} = 4294967297;\n", ":1: the integer 4294967297 does not fit in 32 bits"),
+      ]],
+    ("memory_mb = -1;\n", ":1: memory_mb = -1 is out of range; give 0..1073741824 (e.g. "
+     "memory_mb = 4096; or 0 for the node's physical memory)"),
+    ("memory_mb = 1073741825;\n", ":1: memory_mb = 1073741825 is out of range"),
+    ("memory_mb = 4294968320L;\n", ":1: memory_mb = 4294968320 is out of range"),
+    ("memory_mb = 1.5;\n", ":1: memory_mb must be an integer"),
+    ("memory_mb = \"4096\";\n", ":1: memory_mb must be an integer"),
+    # libconfig 1.5 reads an integer without L into 32 bits (4294968320 would
+    # be 1024): refused with its line, wherever it is
+    ("\n\nmemory_mb = 4294968320;\n",
+     ":3: the integer 4294968320 does not fit in 32 bits, and libconfig would read it as "
+     "another number"),
+    ("threads = 4294967297;\n", ":1: the integer 4294967297 does not fit in 32 bits"),
+    ("threads = -2147483649;\n", ":1: the integer -2147483649 does not fit in 32 bits"),
+    ("threads = 0x100000004;\n", ":1: the integer 0x100000004 does not fit in 32 bits"),
+    ("ucx = {\n  keepalive_ms = 4294967297; };\n", ":2: the integer 4294967297 does not fit"),
     ("phases = \"prefill:0\";\n", ":1: phases: phase 'prefill' has 0 slices"),
     ("phases = \"\";\n", ":1: phases is empty"),
     ("ucx = 3;\n", ":1: ucx must be a group"),
@@ -267,7 +304,12 @@ def test_dry_run_mpirun_line(env):
     assert exports["GENIE_BACKEND"] == "auto"
     assert exports["GENIE_KV_MODE"] == "colocated"
     assert exports["GENIE_ARENA_MB"] == "1024"
-    assert exports["GENIE_REQUEST_TIMEOUT_S"] == "0"
+    assert exports["GENIE_MEMORY_MB"] == "0"
+    # every wait, always, with its default
+    assert {k: exports[k] for k in WAITS} == {"GENIE_REQUEST_TIMEOUT_S": "30",
+                                              "GENIE_HANDOFF_TIMEOUT_S": "60",
+                                              "GENIE_CHECKPOINT_TIMEOUT_S": "600",
+                                              "GENIE_BOOTSTRAP_TIMEOUT_S": "120"}
     assert exports["GENIE_LAUNCHER"] == "genie-launch"
     job = exports["GENIE_JOB_DIR"]
     assert re.fullmatch(re.escape(env["TMPDIR"]) + r"/genie-\d+-XXXXXX", job), job
@@ -303,7 +345,8 @@ def test_verbose_line(env):
 def test_cli_overrides_config(env, tmp_path):
     conf = tmp_path / "a.conf"
     conf.write_text('phases = "decode:2";\nthreads = 3;\nbackend = "cpu";\nkv_mode = "blind";\n'
-                    'arena_mb = 64;\nrequest_timeout_s = 30;\n'
+                    'arena_mb = 64;\nrequest_timeout_s = 12.5;\nhandoff_timeout_s = 0.25;\n'
+                    'checkpoint_timeout_s = 900;\nbootstrap_timeout_s = 1e3;\nmemory_mb = 4096;\n'
                     'ucx = { tls = "tcp"; keepalive_ms = 250; };\n')
     exports, cmd, _ = dry_run(["--config", str(conf), ["true"]], env)
     assert exports["GENIE_PHASES"] == "decode:2"
@@ -311,7 +354,8 @@ def test_cli_overrides_config(env, tmp_path):
     assert exports["GENIE_BACKEND"] == "cpu"
     assert exports["GENIE_KV_MODE"] == "blind"
     assert exports["GENIE_ARENA_MB"] == "64"
-    assert exports["GENIE_REQUEST_TIMEOUT_S"] == "30"
+    assert [exports[k] for k in WAITS] == ["12.5", "0.25", "900", "1000"]
+    assert exports["GENIE_MEMORY_MB"] == "4096"
     assert exports["UCX_TLS"] == "tcp"
     assert exports["UCX_KEEPALIVE_INTERVAL"] == "250ms"
     assert cmd[-2:] == ["2", env["GENIE_EXECUTOR"]]
@@ -352,7 +396,8 @@ def test_checkpoint_settings_reach_every_rank(env, tmp_path):
     assert exports["GENIE_RESTORE_DIR"] == os.path.realpath(tmp_path)
     # nothing set: nothing passed, the runtime's defaults apply
     exports, _, _ = dry_run(["--phases", "prefill:1", ["true"]], env)
-    assert not [k for k in exports if "CHECKPOINT" in k or "RESTORE" in k or "GRACE" in k]
+    assert not [k for k in exports if k not in WAITS and
+                ("CHECKPOINT" in k or "RESTORE" in k or "GRACE" in k)]
 
 
 def test_checkpoint_dir_made_absolute(env, tmp_path):
@@ -440,7 +485,7 @@ def test_checkpoint_settings_via_srun(env, tmp_path):
                                "--checkpoint-every", "7", "--restore", str(tmp_path),
                                "--phases", "decode:1+1", ["true"]], e)
     assert "--export=ALL" in cmd
-    assert {k: v for k, v in exports.items() if "CHECKPOINT" in k or k in (
+    assert {k: v for k, v in exports.items() if ("CHECKPOINT" in k and k not in WAITS) or k in (
         "GENIE_TERM_GRACE_S", "GENIE_RESTORE_DIR")} == {
         "GENIE_CHECKPOINT_DIR": "/scratch/x", "GENIE_CHECKPOINT_EVERY_STEPS": "7",
         "GENIE_CHECKPOINT_EVERY_S": "2.5", "GENIE_TERM_GRACE_S": "120",
@@ -466,6 +511,28 @@ def test_shipped_config_examples_are_valid(env, tmp_path):
     exports, _, _ = dry_run(["--config", str(conf), "--phases", "decode:1", ["true"]], env)
     assert exports["GENIE_PHASES"] == "decode:1+1"
     assert exports["GENIE_TERM_GRACE_S"] == "60" and exports["GENIE_CHECKPOINT_KEEP"] == "2"
+
+
+def test_waits_reach_every_rank_always(env, tmp_path):
+    """Every timeout and the memory budget are passed to every rank (-x), the
+    defaults too, replacing what the caller's environment says: all ranks
+    of a job wait the same."""
+    e = dict(env, GENIE_REQUEST_TIMEOUT_S="0", GENIE_BOOTSTRAP_TIMEOUT_S="7",
+             GENIE_MEMORY_MB="5")
+    exports, cmd, out = dry_run(["--phases", "prefill:1,decode:1", ["true"]], e)
+    assert [exports[k] for k in WAITS] == ["30", "60", "600", "120"]
+    assert exports["GENIE_MEMORY_MB"] == "0"
+    assert "kept" not in out
+    for name in WAITS + ("GENIE_MEMORY_MB",):
+        assert cmd[cmd.index(name) - 1] == "-x", name
+    # through srun (--export=ALL) the same values are in the environment
+    conf = tmp_path / "w.conf"
+    conf.write_text("checkpoint_timeout_s = 0.5;\nmemory_mb = 1073741824;\n")
+    e = dict(e, SLURM_JOB_ID="42", PATH=str(tmp_path / "fakebin") + ":/usr/bin:/bin")
+    exports, cmd, _ = dry_run(["--config", str(conf), "--phases", "decode:1", ["true"]], e)
+    assert "--export=ALL" in cmd
+    assert [exports[k] for k in WAITS] == ["30", "60", "0.5", "120"]
+    assert exports["GENIE_MEMORY_MB"] == "1073741824"
 
 
 def test_user_ucx_variables_are_kept(env):
@@ -582,16 +649,19 @@ def test_real_run_checkpoint_env_and_spares(env, tmp_path):
     del e["GENIE_EXECUTOR"], e["GENIE_MPIRUN"]
     e["PATH"] = os.environ["PATH"]
     conf = tmp_path / "ck.conf"
-    conf.write_text('checkpoint = { keep = 4; term_grace_s = 30; every_seconds = 0.5; };\n')
+    conf.write_text('checkpoint = { keep = 4; term_grace_s = 30; every_seconds = 0.5; };\n'
+                    'handoff_timeout_s = 2.5;\nmemory_mb = 512;\n')
+    e["GENIE_REQUEST_TIMEOUT_S"] = "0"     # replaced: every rank gets genie.conf's value
     script = ('echo "$GENIE_PHASES|$GENIE_CHECKPOINT_DIR|$GENIE_CHECKPOINT_EVERY_STEPS|'
               '$GENIE_CHECKPOINT_EVERY_S|$GENIE_CHECKPOINT_KEEP|$GENIE_TERM_GRACE_S|'
-              '$GENIE_RESTORE_DIR"')
+              '$GENIE_RESTORE_DIR"; echo "$GENIE_REQUEST_TIMEOUT_S|$GENIE_HANDOFF_TIMEOUT_S|'
+              '$GENIE_CHECKPOINT_TIMEOUT_S|$GENIE_BOOTSTRAP_TIMEOUT_S|$GENIE_MEMORY_MB"')
     p = run(["--config", str(conf), "--phases", "decode:1+1", "--checkpoint-dir", "ck",
              "--checkpoint-every", "3", "--restore", str(tmp_path), "--", "sh", "-c", script],
             e, timeout=120, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.decode().splitlines()[0] == (
-        f"decode:1+1|{tmp_path}/ck|3|0.5|4|30|{os.path.realpath(tmp_path)}")
+    assert p.stdout.decode().splitlines()[:2] == [
+        f"decode:1+1|{tmp_path}/ck|3|0.5|4|30|{os.path.realpath(tmp_path)}", "30|2.5|600|120|512"]
     assert not (tmp_path / "ck").exists()   # the driver creates it, not genie-launch
     assert_nothing_created(env)
 
@@ -641,7 +711,10 @@ def test_fuzz_config(env, tmp_path):
     conf = tmp_path / "fuzz.conf"
     pieces = [b"threads", b"phases", b"ucx", b"=", b";", b"{", b"}", b'"', b"1", b"-3", b"1.5",
               b"\n", b" ", b"kv_mode", b"tls", b",", b"(", b")", b"[", b"]", b"0x", b"L", b"#",
-              b"checkpoint", b"spares", b"dir", b"keep", b"every_seconds", b"prefill", b"1e9"]
+              b"checkpoint", b"spares", b"dir", b"keep", b"every_seconds", b"prefill", b"1e9",
+              b"memory_mb", b"request_timeout_s", b"handoff_timeout_s", b"checkpoint_timeout_s",
+              b"bootstrap_timeout_s", b"0", b"0.0", b"4294967297", b"0xffffffff", b"/*", b"*/",
+              b"//", b"\\"]
     for i in range(200):
         if i % 2:
             data = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 30)))
@@ -652,3 +725,178 @@ def test_fuzz_config(env, tmp_path):
                 timeout=10)
         _check_no_crash(p)
     assert_nothing_created(env)
+
+
+# --- executors never outlive the driver ---------------------------------------
+
+# The driver: connect to the executors, say so, then wait to be killed.
+DRIVER_CONNECT_SLEEP = ("import sys, time, genie\n"
+                        "info = genie.init()\n"
+                        "print('connected', info['mode'], info['executors'], flush=True)\n"
+                        "time.sleep(600)\n")
+LEFT_WITHIN_S = 10
+# What an executor prints when it leaves because its driver is gone
+# (launcher/executor_serve.c, genie_server_run).
+LEFT_LINE = re.compile(r"genie: rank (\d+) \([a-z]+ slice \d+\): rank 0 \(the driver, pid (\d+) "
+                       r"on [^)]*\) was lost: .*: exiting")
+# What genie-launch prints when it has to end the job itself, the driver's
+# status being written and the job still running GENIE_LAUNCH_DRIVER_GRACE_S
+# later (launcher/launch_run.c, wait_runner).
+LAUNCHER_ENDS_JOB = "the driver has exited and the job is still running"
+
+
+def _proc_stat(pid):
+    """(ppid, state, start time in clock ticks) of pid, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(rest[1]), rest[0], int(rest[19])
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def _descendants(root):
+    """(pid, start time) of every descendant of root: a pid with the start
+    time it had is that process, never a later one that reused the number."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            st = _proc_stat(int(d))
+            if st is not None:
+                kids.setdefault(st[0], []).append((int(d), st[2]))
+    out, todo = [], [root]
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c[0])
+    return out
+
+
+def _running(proc):
+    """The process (pid, start time) is alive and not a zombie (a zombie runs
+    nothing; its parent reaps it)."""
+    st = _proc_stat(proc[0])
+    return st is not None and st[2] == proc[1] and st[1] != "Z"
+
+
+class _Lines:
+    """The lines of a pipe, read without blocking for longer than asked."""
+
+    def __init__(self, stream):
+        self.stream, self.buf, self.lines, self.eof = stream, b"", [], False
+
+    def read(self, timeout):
+        """Read for at most timeout seconds (less at end of file)."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            r, _, _ = select.select([self.stream], [], [], max(0.0, deadline - time.monotonic()))
+            if not r:
+                return
+            chunk = os.read(self.stream.fileno(), 4096)
+            if not chunk:
+                self.eof = True
+                if self.buf:
+                    self.lines.append(self.buf.decode(errors="replace"))
+                return
+            self.buf += chunk
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                self.lines.append(line.decode(errors="replace"))
+
+    def until(self, want, timeout):
+        """Read until a line starts with want; that line, or None after timeout."""
+        deadline = time.monotonic() + timeout
+        seen = len(self.lines)
+        while time.monotonic() < deadline and not self.eof:
+            self.read(min(0.2, max(0.0, deadline - time.monotonic())))
+            for line in self.lines[seen:]:
+                if line.startswith(want):
+                    return line
+            seen = len(self.lines)
+        return None
+
+
+def _driver_killed(env, victim):
+    """genie-launch --phases prefill:1,decode:1 -- python -c CONNECT-SLEEP; once
+    the driver has connected, SIGKILL `victim` ("driver": the python process,
+    "shim": genie-launch --driver-shim around it).  Then no genie-executor of
+    the job (known by pid and start time) may still run LEFT_WITHIN_S seconds
+    later, and they must have left on their own: each says its driver was
+    lost, and genie-launch never had to end the job itself."""
+    e = dict(env)
+    del e["GENIE_EXECUTOR"], e["GENIE_MPIRUN"]
+    e["PATH"] = os.environ["PATH"]
+    p = subprocess.Popen([str(LAUNCH), "--phases", "prefill:1,decode:1", "--", sys.executable,
+                          "-c", DRIVER_CONNECT_SLEEP], env=e, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    out = _Lines(p.stdout)
+    procs = []
+    try:
+        connected = out.until("connected", 180)
+        assert connected == "connected distributed 2", out.lines
+        procs = _descendants(p.pid)
+        executors = [q for q in procs if os.path.basename((_cmdline(q[0]) or [""])[0]) ==
+                     "genie-executor"]
+        shims = [q for q in procs if _cmdline(q[0])[1:2] == ["--driver-shim"]]
+        drivers = [q for q in procs if _cmdline(q[0])[:2] == [sys.executable, "-c"]]
+        assert len(executors) == 2 and len(shims) == 1 and len(drivers) == 1, \
+            [(q, _cmdline(q[0])) for q in procs]
+        target = drivers[0] if victim == "driver" else shims[0]
+        os.kill(target[0], signal.SIGKILL)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < LEFT_WITHIN_S and any(_running(q) for q in executors):
+            out.read(0.1)
+        gone_s = time.monotonic() - t0
+        left = [q[0] for q in executors if _running(q)]
+        assert not left, (f"{len(left)} genie-executor process(es) of the job still running "
+                          f"{LEFT_WITHIN_S} s after SIGKILL of the {victim}: {left}; output: "
+                          f"{out.lines}")
+        # The rest of the job ends too; its output says how.
+        deadline = time.monotonic() + 60
+        while not out.eof and time.monotonic() < deadline:
+            out.read(deadline - time.monotonic())
+        rc = p.wait(timeout=max(1.0, deadline - time.monotonic()))
+        said = [m for m in map(LEFT_LINE.fullmatch, out.lines) if m]
+        assert sorted(int(m.group(1)) for m in said) == [1, 2] and \
+            all(int(m.group(2)) == drivers[0][0] for m in said), \
+            ("each executor must say once that it leaves because its driver "
+             f"(pid {drivers[0][0]}) was lost", out.lines)
+        assert not any(LAUNCHER_ENDS_JOB in line for line in out.lines), out.lines
+        if victim == "driver":
+            assert rc == 128 + signal.SIGKILL, (rc, out.lines)   # the driver's own status
+        else:
+            assert rc != 0, (rc, out.lines)
+        print(f"no executor left {gone_s:.1f} s after SIGKILL of the {victim}; "
+              f"genie-launch exit {rc}")
+    finally:
+        # Whatever the outcome, nothing of this job may outlive the test; only
+        # processes still running with the start time they had are signalled.
+        for q in [(p.pid, None)] + procs + _descendants(p.pid):
+            if q[1] is None and p.poll() is not None:
+                continue
+            if q[1] is not None and not _running(q):
+                continue
+            try:
+                os.kill(q[0], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        p.wait(timeout=60)
+        p.stdout.close()
+
+
+@needs_executor
+def test_driver_sigkill_leaves_no_executor(env):
+    _driver_killed(env, "driver")
+
+
+@needs_executor
+def test_driver_shim_sigkill_leaves_no_executor(env):
+    _driver_killed(env, "shim")

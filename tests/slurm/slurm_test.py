@@ -17,6 +17,7 @@ e.g. not root or the plugin not built); CTest's SKIP_RETURN_CODE is 77.
 import glob
 import os
 import re
+import select
 import shlex
 import signal
 import subprocess
@@ -364,31 +365,40 @@ def case_spares_env(tmp):
     conf = os.path.join(tmp, "user.conf")
     with open(conf, "w") as f:
         f.write('checkpoint = { dir = "/scratch/cfg-ckpt"; every_steps = 5; every_seconds = 1.5;\n'
-                '  keep = 3; term_grace_s = 90; };\nspares = { decode = 3; };\n')
+                '  keep = 3; term_grace_s = 90; };\nspares = { decode = 3; };\n'
+                'request_timeout_s = 12.5;\nbootstrap_timeout_s = 300;\nmemory_mb = 2048;\n')
     os.chmod(tmp, 0o755)
     os.chmod(conf, 0o644)
     show = ('echo "task $SLURM_PROCID $GENIE_ROLE $GENIE_PHASES phase=$GENIE_PHASE '
             'rank=$GENIE_PHASE_RANK gpu=$CUDA_VISIBLE_DEVICES dir=$GENIE_CHECKPOINT_DIR '
             'steps=$GENIE_CHECKPOINT_EVERY_STEPS s=$GENIE_CHECKPOINT_EVERY_S '
-            'keep=$GENIE_CHECKPOINT_KEEP grace=$GENIE_TERM_GRACE_S"')
+            'keep=$GENIE_CHECKPOINT_KEEP grace=$GENIE_TERM_GRACE_S '
+            'waits=$GENIE_REQUEST_TIMEOUT_S,$GENIE_HANDOFF_TIMEOUT_S,$GENIE_CHECKPOINT_TIMEOUT_S,'
+            '$GENIE_BOOTSTRAP_TIMEOUT_S mem=$GENIE_MEMORY_MB"')
     base = ["srun", "--genie-phases=prefill:1,decode:1+1", "-t", "2", "-J", "genie-spares"]
     steps = [
         (base + [f"--genie-config={conf}", "sh", "-c", show], "/scratch/cfg-ckpt",
-         "steps=5 s=1.5 keep=3 grace=90"),
+         "steps=5 s=1.5 keep=3 grace=90 waits=12.5,60,600,300 mem=2048"),
         (base + [f"--genie-config={conf}", "--genie-checkpoint-dir=/scratch/flag", "sh", "-c",
-                 show], "/scratch/flag", "steps=5 s=1.5 keep=3 grace=90"),
-        (base + ["sh", "-c", show], "", "steps= s= keep= grace="),
+                 show], "/scratch/flag", "steps=5 s=1.5 keep=3 grace=90 waits=12.5,60,600,300 "
+                                         "mem=2048"),
+        # no config: the defaults, always passed (the caller's values below replaced)
+        (base + ["sh", "-c", show], "", "steps= s= keep= grace= waits=30,60,600,120 mem=0"),
     ]
     print("checks: srun --genie-phases=prefill:1,decode:1+1 (no -n: the cli_filter sizes it "
           "to 4 tasks and 3 GPUs) starts the driver, prefill slice 0 and decode slices 0 and 1 "
           "(the spare), each executor with its own GPU; GENIE_PHASES keeps the '+1'; the "
           "checkpoint group of --genie-config reaches every task (GENIE_CHECKPOINT_DIR: "
-          "--genie-checkpoint-dir over the config's dir); without it nothing is set")
+          "--genie-checkpoint-dir over the config's dir); without it nothing is set; every "
+          "task gets the four timeouts and memory_mb (the config's, else the defaults, even "
+          "over the caller's environment)")
     want_roles = {0: ("driver", "", ""), 1: ("executor", "prefill", "0"),
                   2: ("executor", "decode", "0"), 3: ("executor", "decode", "1")}
     # srun passes the caller's environment on: none of these may come from it
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GENIE_CHECKPOINT_", "GENIE_TERM_GRACE_S", "GENIE_RESTORE_DIR"))}
+    # ... and these the plugin must replace with genie.conf's values
+    env.update(GENIE_REQUEST_TIMEOUT_S="0", GENIE_CHECKPOINT_TIMEOUT_S="1", GENIE_MEMORY_MB="7")
     for argv, ckpt_dir, policy in steps:
         r = run(argv, timeout=120, env=env, job_name="genie-spares")
         tasks = {}
@@ -604,6 +614,173 @@ def case_launch_in_allocation(tmp):
     return ok_line(f"genie-launch through srun: {m.group(0)}; {r.secs:.0f} s")
 
 
+def _environ(pid):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+    except OSError:
+        return None
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def _start_time(pid):
+    """(state, start time in clock ticks) of pid, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return rest[0], int(rest[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _running(proc):
+    """The process (pid, start time) is alive and not a zombie: a pid with
+    another start time is a later process that reused the number."""
+    st = _start_time(proc[0])
+    return st is not None and st[1] == proc[1] and st[0] != "Z"
+
+
+def _job_tasks(job_id):
+    """{(pid, start time): (SLURM_PROCID, cmdline)} of this node's processes
+    of job_id."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        env = _environ(int(d))
+        st = _start_time(int(d))
+        if env is not None and st is not None and env.get(b"SLURM_JOB_ID") == job_id.encode() \
+                and b"SLURM_PROCID" in env:
+            out[(int(d), st[1])] = (env[b"SLURM_PROCID"].decode(), _cmdline(int(d)))
+    return out
+
+
+class _Lines:
+    """The lines of a pipe, read without blocking for longer than asked."""
+
+    def __init__(self, stream):
+        self.stream, self.buf, self.lines, self.eof = stream, b"", [], False
+
+    def read(self, timeout):
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            r, _, _ = select.select([self.stream], [], [], max(0.0, deadline - time.monotonic()))
+            if not r:
+                return
+            chunk = os.read(self.stream.fileno(), 4096)
+            if not chunk:
+                self.eof = True
+                if self.buf:
+                    self.lines.append(self.buf.decode(errors="replace"))
+                return
+            self.buf += chunk
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                self.lines.append(line.decode(errors="replace"))
+
+    def until(self, want, timeout):
+        """Read until a line starts with want; that line, or None after timeout."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline and not self.eof:
+            self.read(min(0.2, max(0.0, deadline - time.monotonic())))
+            for line in self.lines[seen:]:
+                if line.startswith(want):
+                    return line
+            seen = len(self.lines)
+        return None
+
+
+DRIVER_CONNECT_SLEEP = ("import sys, time, genie\n"
+                        "info = genie.init()\n"
+                        "print('connected', info['mode'], info['executors'], flush=True)\n"
+                        "time.sleep(600)\n")
+# What an executor prints when it leaves because its driver is gone
+# (launcher/executor_serve.c, genie_server_run).
+LEFT_LINE = re.compile(r"genie: rank (\d+) \([a-z]+ slice \d+\): rank 0 \(the driver, pid (\d+) "
+                       r"on [^)]*\) was lost: .*: exiting")
+
+
+def case_driver_killed(tmp):
+    """Executors never outlive their driver: SIGKILL of task 0 (the user's
+    python) of a running srun --genie-phases step leaves no genie-executor
+    task of the step running 10 s later, and they leave on their own (each
+    says that its driver was lost; Slurm does not end a step when one task
+    dies)."""
+    name = "genie-driver-killed"
+    argv = ["srun", "--genie-phases=prefill:1,decode:1", "-t", "3", "-J", name,
+            "python", "-c", DRIVER_CONNECT_SLEEP]
+    print(f"checks: {shlex.join(argv[:-2])} -c '<connect, then sleep>': once the driver "
+          "has connected to its 2 executors, SIGKILL the driver task; within 10 s no "
+          "genie-executor process of the job (by pid and start time) may still run, and each "
+          "must say that it leaves because its driver was lost")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    out = _Lines(proc.stdout)
+
+    def failed(msg):
+        print("--- srun output:\n" + "\n".join(out.lines))
+        return fail(msg)
+
+    try:
+        connected = out.until("connected", 300)
+        if connected != "connected distributed 2":
+            return failed(f"the driver did not connect to 2 executors (line {connected!r})")
+        q = run(["squeue", "-h", "-n", name, "-o", "%i"], timeout=30)
+        job_ids = q.out.split()
+        if len(job_ids) != 1:
+            return failed(f"squeue -n {name}: {q.out!r} (want one job)")
+        tasks = _job_tasks(job_ids[0])
+        drivers = [p for p, (rank, cmd) in tasks.items() if rank == "0" and cmd[1:2] == ["-c"]]
+        executors = [p for p, (rank, cmd) in tasks.items()
+                     if rank != "0" and os.path.basename((cmd or [""])[0]) == "genie-executor"]
+        if len(drivers) != 1 or len(executors) != 2:
+            return failed(f"job {job_ids[0]}: want 1 driver and 2 genie-executor tasks, found "
+                          f"{tasks}")
+        os.kill(drivers[0][0], signal.SIGKILL)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10 and any(_running(p) for p in executors):
+            out.read(0.1)
+        gone_s = time.monotonic() - t0
+        left = [p[0] for p in executors if _running(p)]
+        if left:
+            return failed(f"{len(left)} genie-executor task(s) of job {job_ids[0]} still running "
+                          f"10 s after SIGKILL of the driver: {left}")
+        deadline = time.monotonic() + 60
+        while not out.eof and time.monotonic() < deadline:
+            out.read(deadline - time.monotonic())
+        try:
+            rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return failed("srun still running 60 s after its executors left")
+        said = [m for m in map(LEFT_LINE.fullmatch, out.lines) if m]
+        if sorted(int(m.group(1)) for m in said) != [1, 2] or \
+                any(int(m.group(2)) != drivers[0][0] for m in said):
+            return failed(f"each executor must say once that it leaves because its driver "
+                          f"(pid {drivers[0][0]}) was lost")
+        if rc == 0:
+            return failed("srun exited 0 though its driver task was killed")
+        print("--- srun output:\n" + "\n".join(out.lines))
+        return ok_line(f"no executor left {gone_s:.1f} s after SIGKILL of the driver task; "
+                       f"each said its driver was lost; srun exit {rc}")
+    finally:
+        subprocess.run(["scancel", "--name", name], timeout=30, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=60)
+        proc.stdout.close()
+
+
 CASES = {
     "smoke": case_smoke,
     "help": case_help,
@@ -616,6 +793,7 @@ CASES = {
     "cpu_only": case_cpu_only,
     "restore": case_restore,
     "spares_env": case_spares_env,
+    "driver_killed": case_driver_killed,
 }
 
 

@@ -1,11 +1,12 @@
 /*
- * genie-launch's libconfig file (format and every key: configs/genie.conf).
+ * genie.conf, the libconfig file of genie-launch and of the SPANK plugin
+ * (format and every key: configs/genie.conf).
  *
  * The file is read whole by libconfig, then every setting is looked at by
  * name: an unknown key, a value of the wrong type or outside its range is
  * refused with the file, the line and the key, so that a typo never silently
  * falls back to a default.  Values given here are overridden by command-line
- * flags (launch.c applies those after loading).  Builds without libconfig
+ * flags (genie-launch's launch.c applies those after loading).  Builds without libconfig
  * refuse any config file instead of ignoring it.
  */
 #include <errno.h>
@@ -16,12 +17,19 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#ifdef GENIE_LAUNCH_HAVE_LIBCONFIG
+#ifdef GENIE_CONFIG_HAVE_LIBCONFIG
 #include <libconfig.h>
 #endif
 
 #include "genie/phase_spec.h"
-#include "launch_config.h"
+#include "genie/config.h"
+
+const genie_launch_wait_info_t genie_launch_waits[GENIE_LAUNCH_N_WAITS] = {
+    [GENIE_LAUNCH_WAIT_REQUEST]    = {"request_timeout_s", "GENIE_REQUEST_TIMEOUT_S", 30.0},
+    [GENIE_LAUNCH_WAIT_HANDOFF]    = {"handoff_timeout_s", "GENIE_HANDOFF_TIMEOUT_S", 60.0},
+    [GENIE_LAUNCH_WAIT_CHECKPOINT] = {"checkpoint_timeout_s", "GENIE_CHECKPOINT_TIMEOUT_S", 600.0},
+    [GENIE_LAUNCH_WAIT_BOOTSTRAP]  = {"bootstrap_timeout_s", "GENIE_BOOTSTRAP_TIMEOUT_S", 120.0},
+};
 
 static void report_stderr(const char *msg)
 {
@@ -67,7 +75,10 @@ genie_status_t genie_launch_config_init(genie_launch_config_t *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->threads           = 0;
     cfg->arena_mb          = GENIE_LAUNCH_DEFAULT_ARENA_MB;
-    cfg->request_timeout_s = 0.0;
+    cfg->memory_mb         = 0;
+    for (int i = 0; i < GENIE_LAUNCH_N_WAITS; i++) {
+        cfg->wait_s[i] = genie_launch_waits[i].default_s;
+    }
     cfg->ucx_keepalive_ms  = GENIE_LAUNCH_DEFAULT_KEEPALIVE_MS;
     cfg->slurm_allowed     = 1;
     cfg->slurm.slices_per_gpu = 1;
@@ -208,7 +219,7 @@ int genie_launch_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *value
     return 1;
 }
 
-#ifndef GENIE_LAUNCH_HAVE_LIBCONFIG
+#ifndef GENIE_CONFIG_HAVE_LIBCONFIG
 
 genie_status_t genie_launch_config_load(genie_launch_config_t *cfg, const char *path)
 {
@@ -591,6 +602,40 @@ static genie_status_t get_seconds(const where_t *w, const config_setting_t *s, d
     return GENIE_OK;
 }
 
+/* One of the waits (genie_launch_waits[]): a number of seconds, float or
+ * integer, in [MIN_WAIT_S, MAX_WAIT_S].  0 and below get a message of their
+ * own, since "0 = forever" was once the meaning and no wait is unbounded now. */
+static genie_status_t get_wait(const where_t *w, const config_setting_t *s, double default_s,
+                               double *value_p)
+{
+    char   example[96];
+    double t;
+
+    snprintf(example, sizeof(example), "%s = %g;", w->key, default_s);
+    if (config_setting_type(s) == CONFIG_TYPE_FLOAT) {
+        t = config_setting_get_float(s);
+    } else if (config_setting_type(s) == CONFIG_TYPE_INT ||
+               config_setting_type(s) == CONFIG_TYPE_INT64) {
+        t = (double)config_setting_get_int64(s);
+    } else {
+        return wrong_type(w, s, "a number of seconds", example);
+    }
+    if (isfinite(t) && t <= 0.0) {
+        cfg_err("%s:%d: %s = %.10g is refused: every wait is bounded, there is no 0 for "
+                "'forever'; give %g to %.10g seconds (e.g. %s)", w->file, w->line, w->key, t,
+                GENIE_LAUNCH_MIN_WAIT_S, GENIE_LAUNCH_MAX_WAIT_S, example);
+        return GENIE_ERR_INVALID;
+    }
+    if (!isfinite(t) || t < GENIE_LAUNCH_MIN_WAIT_S || t > GENIE_LAUNCH_MAX_WAIT_S) {
+        cfg_err("%s:%d: %s = %.10g is out of range; give %g to %.10g seconds (e.g. %s)",
+                w->file, w->line, w->key, t, GENIE_LAUNCH_MIN_WAIT_S, GENIE_LAUNCH_MAX_WAIT_S,
+                example);
+        return GENIE_ERR_INVALID;
+    }
+    *value_p = t;
+    return GENIE_OK;
+}
+
 /* checkpoint = { dir = "..."; every_steps = 32; every_seconds = 0; keep = 2;
  *                term_grace_s = 60; } */
 static genie_status_t load_checkpoint(genie_launch_config_t *cfg, const char *path,
@@ -649,7 +694,7 @@ static genie_status_t load_checkpoint(genie_launch_config_t *cfg, const char *pa
     return GENIE_OK;
 }
 
-/* spares = { decode = 1; }: phase name = spare slices (launch_config.h). */
+/* spares = { decode = 1; }: phase name = spare slices (genie/config.h). */
 static genie_status_t load_spares(genie_launch_config_t *cfg, const char *path,
                                   const config_setting_t *group)
 {
@@ -740,10 +785,14 @@ static genie_status_t load_setting(genie_launch_config_t *cfg, const char *path,
     if (strcmp(name, "arena_mb") == 0) {
         return get_int(&w, s, 1, GENIE_LAUNCH_MAX_ARENA_MB, "arena_mb = 1024;", &cfg->arena_mb);
     }
-    if (strcmp(name, "request_timeout_s") == 0) {
-        /* 0 = no timeout; "request_timeout_s = 30;" (an integer) is accepted. */
-        return get_seconds(&w, s, GENIE_LAUNCH_MAX_TIMEOUT_S, "request_timeout_s = 30.0;",
-                           &cfg->request_timeout_s);
+    if (strcmp(name, "memory_mb") == 0) {
+        return get_int(&w, s, 0, GENIE_LAUNCH_MAX_MEMORY_MB,
+                       "memory_mb = 4096; or 0 for the node's physical memory", &cfg->memory_mb);
+    }
+    for (int i = 0; i < GENIE_LAUNCH_N_WAITS; i++) {
+        if (strcmp(name, genie_launch_waits[i].key) == 0) {
+            return get_wait(&w, s, genie_launch_waits[i].default_s, &cfg->wait_s[i]);
+        }
     }
     if (strcmp(name, "ucx") == 0) {
         return load_ucx(cfg, path, s);
@@ -758,10 +807,116 @@ static genie_status_t load_setting(genie_launch_config_t *cfg, const char *path,
         return load_spares(cfg, path, s);
     }
     cfg_err("%s:%d: unknown key '%s'; known keys: phases, backend, threads, kv_mode, "
-                     "arena_mb, request_timeout_s, ucx, slurm, checkpoint, spares (see "
-                     "configs/genie.conf)",
+                     "arena_mb, memory_mb, request_timeout_s, handoff_timeout_s, "
+                     "checkpoint_timeout_s, bootstrap_timeout_s, ucx, slurm, checkpoint, spares "
+                     "(see configs/genie.conf)",
                      w.file, w.line, name);
     return GENIE_ERR_INVALID;
+}
+
+/* 1 if tok, a whole numeric token of the file, is an integer that libconfig
+ * 1.5 reads wrongly: no L suffix, and outside int32 (decimal) or above
+ * 0x7fffffff (hex).  Floats and 64-bit literals are read right. */
+static int int_token_wraps(const char *tok)
+{
+    const char *d   = tok + (tok[0] == '-' || tok[0] == '+');
+    int         hex = d[0] == '0' && (d[1] == 'x' || d[1] == 'X');
+    uint64_t    max = (uint64_t)INT32_MAX + (tok[0] == '-' && !hex), v = 0;
+
+    if (d[0] < '0' || d[0] > '9' || strchr(tok, 'L') != NULL ||
+        (!hex && strpbrk(d, ".eE") != NULL)) {
+        return 0;   /* a sign alone, a float, or a 64-bit literal */
+    }
+    for (d += hex ? 2 : 0; *d != '\0'; d++) {
+        int digit = *d >= '0' && *d <= '9'        ? *d - '0'
+                  : hex && *d >= 'a' && *d <= 'f' ? *d - 'a' + 10
+                  : hex && *d >= 'A' && *d <= 'F' ? *d - 'A' + 10
+                                                  : -1;
+
+        if (digit < 0) {
+            return 0;   /* not a number libconfig reads: its parser has refused it already */
+        }
+        v = v * (hex ? 16 : 10) + (uint64_t)digit;
+        if (v > max) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* libconfig 1.5 (Debian 12) reads a decimal or hex integer without an L
+ * suffix with atoi/strtoul into an int, so 4294967297 silently becomes 1 and
+ * `threads = 4294967297;` would pass the range check.  After a successful
+ * parse the file is scanned once more, skipping strings and comments as
+ * libconfig's scanner does, and an integer literal outside int32 is refused
+ * with its line.  With an L suffix libconfig reads 64 bits and the key's own
+ * range applies.  Files pulled in with @include are not scanned. */
+static genie_status_t check_int_literals(const char *path, FILE *f)
+{
+    enum { CODE, STRING, LINE_COMMENT, BLOCK_COMMENT } state = CODE;
+    int line = 1, prev = '\n', c;
+
+    while ((c = getc(f)) != EOF) {
+        if (state == STRING) {
+            if (c == '\\') {
+                c = getc(f);   /* an escaped character, '"' included */
+            } else if (c == '"') {
+                state = CODE;
+            }
+        } else if (state == LINE_COMMENT) {
+            state = c == '\n' ? CODE : state;
+        } else if (state == BLOCK_COMMENT) {
+            if (prev == '*' && c == '/') {
+                state = CODE;
+                c     = ' ';   /* so that this '/' cannot open another comment */
+            }
+        } else if (c == '"') {
+            state = STRING;
+        } else if (c == '#' || (prev == '/' && c == '/')) {
+            state = LINE_COMMENT;
+        } else if (prev == '/' && c == '*') {
+            state = BLOCK_COMMENT;
+            c     = ' ';       /* so that the opener's star cannot also close it */
+        } else if (((c >= '0' && c <= '9') || c == '-' || c == '+') &&
+                   !((prev >= 'a' && prev <= 'z') || (prev >= 'A' && prev <= 'Z') ||
+                     (prev >= '0' && prev <= '9') || prev == '_' || prev == '*' ||
+                     prev == '-' || prev == '+' || prev == '.')) {
+            /* A number (not the tail of a name, [A-Za-z*][-A-Za-z0-9_*]*):
+             * digits, letters (x, hex digits, e, L), '.', and a sign at the
+             * start or after an exponent's e.  Longer tokens are cut, which
+             * keeps them over any limit. */
+            char   tok[64];
+            size_t n = 0;
+
+            while (c != EOF && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                                (c >= 'A' && c <= 'Z') || c == '.' ||
+                                ((c == '-' || c == '+') &&
+                                 (n == 0 || tok[n - 1] == 'e' || tok[n - 1] == 'E')))) {
+                if (n < sizeof(tok) - 1) {
+                    tok[n++] = (char)c;
+                }
+                prev = c;
+                c    = getc(f);
+            }
+            tok[n] = '\0';
+            if (int_token_wraps(tok)) {
+                cfg_err("%s:%d: the integer %s does not fit in 32 bits, and libconfig would read "
+                        "it as another number; give a value in the key's range (an L suffix, "
+                        "e.g. %sL, reads it as 64 bits)", path, line, tok, tok);
+                return GENIE_ERR_INVALID;
+            }
+            if (c == EOF) {
+                break;
+            }
+            ungetc(c, f);
+            continue;   /* the character after the token is looked at next */
+        }
+        if (c == '\n') {
+            line++;
+        }
+        prev = c;
+    }
+    return GENIE_OK;
 }
 
 genie_status_t genie_launch_config_load(genie_launch_config_t *cfg, const char *path)
@@ -792,6 +947,11 @@ genie_status_t genie_launch_config_load(genie_launch_config_t *cfg, const char *
         cfg_err("%s:%d: %s", file != NULL ? file : path, config_error_line(&lc),
                          text != NULL ? text : "cannot parse the file");
         rc = GENIE_ERR_INVALID;
+        goto out;
+    }
+    rewind(f);
+    rc = check_int_literals(path, f);
+    if (rc != GENIE_OK) {
         goto out;
     }
     root = config_root_setting(&lc);

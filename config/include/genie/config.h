@@ -5,13 +5,14 @@
  * Every value is checked here, when it is read, so that a bad file is refused
  * with its name, line and key before anything is created or started.
  *
- * One reader for both programs (launch_config.c is also compiled into
- * genie_spank.so), so that a file one of them accepts the other accepts too.
+ * One reader for both programs (the library genie_config, config/, linked
+ * into genie-launch and into genie_spank.so), so that a file one of them
+ * accepts the other accepts too.
  * The `slurm` group is the admin's policy for srun --genie-phases; genie-launch
  * checks it and otherwise ignores it.
  */
-#ifndef GENIE_LAUNCH_CONFIG_H
-#define GENIE_LAUNCH_CONFIG_H
+#ifndef GENIE_CONFIG_H
+#define GENIE_CONFIG_H
 
 #include <stdint.h>
 
@@ -33,6 +34,33 @@
 #define GENIE_LAUNCH_MAX_SLICES_PER_GPU 64
 
 #define GENIE_LAUNCH_DEFAULT_RENDEZVOUS "/tmp"
+
+/* The waits of a job.  Every one is finite: a value of 0 or below is refused
+ * (there is no "wait forever"), and on expiry the waiting rank prints one
+ * "genie:" line naming the rank, its phase/slice, host/pid and the
+ * operation.  genie-launch and the SPANK plugin give every rank each value as
+ * the variable `env`, always (the default too), so that all ranks of a job
+ * wait the same.  genie_launch_waits[] is the one list of key, variable and
+ * default; the ranks read the variables (transport-ucx, launcher). */
+#define GENIE_LAUNCH_MIN_WAIT_S 0.001
+#define GENIE_LAUNCH_MAX_WAIT_S 1e6
+enum {
+    GENIE_LAUNCH_WAIT_REQUEST,      /* no sign of life from a busy or waited-for rank */
+    GENIE_LAUNCH_WAIT_HANDOFF,      /* one KV-cache handoff between two executors     */
+    GENIE_LAUNCH_WAIT_CHECKPOINT,   /* one executor writing or reading its rank file  */
+    GENIE_LAUNCH_WAIT_BOOTSTRAP,    /* job start: address exchange, first connections */
+    GENIE_LAUNCH_N_WAITS
+};
+typedef struct genie_launch_wait_info {
+    const char *key;        /* genie.conf key, e.g. "request_timeout_s" */
+    const char *env;        /* e.g. "GENIE_REQUEST_TIMEOUT_S"            */
+    double      default_s;
+} genie_launch_wait_info_t;
+extern const genie_launch_wait_info_t genie_launch_waits[GENIE_LAUNCH_N_WAITS];
+
+/* memory_mb: each executor's memory budget in MiB (GENIE_MEMORY_MB); 0 = the
+ * node's physical memory (the executor reads MemTotal). */
+#define GENIE_LAUNCH_MAX_MEMORY_MB 1073741824   /* 1 PiB */
 
 /* slurm = { ... }: what srun --genie-phases may ask for and how slices map to
  * GPUs.  Strings are owned (NULL = not set). */
@@ -87,7 +115,8 @@ typedef struct genie_launch_config {
     int64_t threads;           /* 0..MAX_THREADS, 0 = one share of the cores       */
     char   *kv_mode;           /* "colocated" | "blind"                            */
     int64_t arena_mb;          /* 1..MAX_ARENA_MB                                  */
-    double  request_timeout_s; /* 0..MAX_TIMEOUT_S, 0 = no timeout                 */
+    int64_t memory_mb;         /* 0..MAX_MEMORY_MB, 0 = the node's physical memory */
+    double  wait_s[GENIE_LAUNCH_N_WAITS]; /* MIN_WAIT_S..MAX_WAIT_S, genie_launch_waits[] */
     char   *ucx_tls;           /* UCX_TLS value                                    */
     int64_t ucx_keepalive_ms;  /* 1..MAX_KEEPALIVE_MS                              */
     genie_launch_slurm_t slurm;
