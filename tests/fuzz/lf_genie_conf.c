@@ -7,7 +7,7 @@
  *   - a refusal is a negative status and exactly one reported line, non-empty
  *     and without a newline; an acceptance reports nothing;
  *   - an accepted file leaves every value in its documented range
- *     (launch_config.h) and the string settings valid;
+ *     (genie/config.h) and the string settings valid;
  *   - a file accepted as a user's is accepted as the admin's too;
  *   - with phases and a spares group, genie_launch_config_apply_spares
  *     either refuses with one line or yields a spec within the parser's
@@ -20,9 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The reader's header: launcher/launch_config.h here; it becomes
- * "genie/config.h" when the reader moves to config/ (issue 13). */
-#include "launch_config.h"
+#include "genie/config.h"
 
 static char path[4096];
 static int  n_reports;
@@ -79,8 +77,13 @@ static void check_accepted(const genie_launch_config_t *c)
     if (c->arena_mb < 1 || c->arena_mb > GENIE_LAUNCH_MAX_ARENA_MB) {
         die("accepted arena_mb out of range", "arena_mb");
     }
-    if (!(c->request_timeout_s >= 0 && c->request_timeout_s <= GENIE_LAUNCH_MAX_TIMEOUT_S)) {
-        die("accepted request_timeout_s out of range", "request_timeout_s");
+    for (int i = 0; i < GENIE_LAUNCH_N_WAITS; i++) {
+        if (!(c->wait_s[i] >= GENIE_LAUNCH_MIN_WAIT_S && c->wait_s[i] <= GENIE_LAUNCH_MAX_WAIT_S)) {
+            die("accepted wait out of range", genie_launch_waits[i].key);
+        }
+    }
+    if (c->memory_mb < 0 || c->memory_mb > GENIE_LAUNCH_MAX_MEMORY_MB) {
+        die("accepted memory_mb out of range", "memory_mb");
     }
     if (c->ucx_keepalive_ms < 1 || c->ucx_keepalive_ms > GENIE_LAUNCH_MAX_KEEPALIVE_MS) {
         die("accepted ucx_keepalive_ms out of range", "ucx_keepalive_ms");

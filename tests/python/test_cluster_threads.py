@@ -24,11 +24,11 @@ needs_cluster = pytest.mark.skipif(
     reason="real runs need build/bin/genie-launch, build/bin/genie-executor and mpirun")
 
 
-def launch(args, extra_env=None, timeout=240):
+def launch(args, extra_env=None, timeout=240, launch_args=()):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GENIE_", "SLURM_"))}
     env.update(extra_env or {})
-    return subprocess.run([str(LAUNCH), "--phases", "prefill:1,decode:1", "--",
-                           sys.executable] + list(args),
+    return subprocess.run([str(LAUNCH), "--phases", "prefill:1,decode:1"] + list(launch_args) +
+                          ["--", sys.executable] + list(args),
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
@@ -74,12 +74,14 @@ def test_driver_checks_the_handoff_count(monkeypatch):
 
 
 @needs_cluster
-def test_memory_budget_refuses_with_one_line():
-    """GENIE_MEMORY_MB (genie.conf memory_mb) reaches the executors: a weight
+def test_memory_budget_refuses_with_one_line(tmp_path):
+    """genie.conf memory_mb reaches the executors (GENIE_MEMORY_MB): a weight
     over the budget is refused with the sizes, before anything is allocated,
     and the job ends with that line and a non-zero status."""
+    conf = tmp_path / "genie.conf"
+    conf.write_text("memory_mb = 1;\n")
     p = launch([str(ROOT / "jobs" / "examples" / "generate.py"), "--model", "gpt2-tiny",
-                "--prompts", "1", "--new-tokens", "4"], {"GENIE_MEMORY_MB": "1"})
+                "--prompts", "1", "--new-tokens", "4"], launch_args=("--config", str(conf)))
     assert p.returncode != 0, p.stdout
     lines = [l for l in p.stderr.splitlines() if "memory budget is 1.0 MiB" in l]
     assert len(lines) == 1 and lines[0].startswith("genie: "), p.stderr[-3000:]
