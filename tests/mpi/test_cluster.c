@@ -7,6 +7,9 @@
  *   test_cluster basic   requests, results against a local reference, the
  *                        plan cache, the KV handoff (RMA between executors),
  *                        a connection with a wrong secret, garbage on the wire
+ *   test_cluster stall   a HANDOFF to a stopped (SIGSTOP) executor: the
+ *                        source serves meanwhile and fails the handoff
+ *                        after its limit; nothing is left half-moved
  *   test_cluster kill    SIGKILL an executor and expect a clear error within
  *                        5 s, then a clean shutdown of the others; the pids
  *                        go to argv[2] for the orphan check that follows
@@ -28,6 +31,8 @@
 
 #include "genie/client.h"
 #include "genie/srg.h"
+#include "genie/ucx.h"
+#include "genie/wire.h"
 
 static int failures;
 
@@ -317,6 +322,91 @@ static void test_kill(genie_client_t *c, const char *pid_file)
     CHECK(genie_client_ping(c, 3, "alive", 5) == GENIE_OK, "rank 3 after the kill");
 }
 
+/* A HANDOFF whose destination is stopped (SIGSTOP): the source keeps
+ * serving while it waits (a PING and a RUN answered at once), answers the
+ * driver with an error once GENIE_HANDOFF_TIMEOUT_S (3 s here) is up, ends
+ * the exposure and keeps the objects; the stopped rank, let go again, holds
+ * nothing of the failed handoff (its ranges were never committed). */
+static void test_stall(genie_client_t *c, const char *pid_file)
+{
+    genie_ucx_t       *u = genie_client_ucx(c);
+    pid_t              dst = (pid_t)genie_ucx_peer(u, 3)->pid;
+    genie_tensor_t     in[2], *outs = NULL, fetched;
+    genie_wire_writer_t w;
+    genie_ucx_msg_t   *reply = NULL;
+    uint8_t           *srg = NULL;
+    size_t             len = 0;
+    int64_t            sa[2] = { 8, 16 }, sb[2] = { 16, 4096 };
+    uint64_t           kv_id = 2001, session = 9, bytes = 0;
+    uint32_t           n_out = 0, seq = 0, nobj = 0;
+    genie_status_t     st;
+    double             t0, dt;
+    FILE              *f = fopen(pid_file, "w");
+
+    for (int32_t r = 1; f != NULL && r < genie_ucx_size(u); r++) {
+        fprintf(f, "%u\n", genie_ucx_peer(u, r)->pid);
+    }
+    if (f != NULL) {
+        fclose(f);
+    }
+    genie_tensor_alloc(GENIE_F32, 2, sa, &in[0]);
+    genie_tensor_alloc(GENIE_F32, 2, sb, &in[1]);
+    fill(&in[0], 0.1f);
+    fill(&in[1], 0.7f);
+    CHECK(mm_graph(8, 16, 4096, 0, kv_id, 0, &srg, &len) == GENIE_OK, "build keep graph");
+    CHECK(run_sync(c, 1, srg, len, in, 2, &outs, &n_out) == GENIE_OK, "keep run");
+    free(outs);
+    outs = NULL;
+    free(srg);
+    CHECK(genie_client_bind(c, 1, session, &kv_id, 1) == GENIE_OK, "bind on rank 1");
+    CHECK(genie_client_ping(c, 3, "before", 6) == GENIE_OK, "ping rank 3 before");
+    kill(dst, SIGSTOP);
+    genie_wire_w_init(&w);
+    genie_wire_w_u64(&w, session);
+    genie_wire_w_u32(&w, 3);
+    genie_wire_w_u32(&w, 1);
+    genie_wire_w_u64(&w, kv_id);
+    t0 = now_s();
+    st = genie_ucx_send(u, 1, GENIE_MSG_HANDOFF, 0, w.buf, w.len, GENIE_UCX_COPY, &seq);
+    genie_wire_w_free(&w);
+    CHECK(st == GENIE_OK, "send HANDOFF");
+    /* The source is not blocked by its handoff. */
+    CHECK(genie_client_ping(c, 1, "busy?", 5) == GENIE_OK, "rank 1 answers a PING during its handoff");
+    CHECK(mm_graph(8, 16, 4096, 0, 0, 1, &srg, &len) == GENIE_OK, "build graph");
+    st = run_sync(c, 1, srg, len, in, 2, &outs, &n_out);
+    CHECK(st == GENIE_OK && n_out == 1, "rank 1 runs a request during its handoff");
+    dt = now_s() - t0;
+    CHECK(dt < 2.5, "rank 1 served both within %.2f s of the handoff's start", dt);
+    if (st == GENIE_OK && n_out == 1) {
+        genie_tensor_release(&outs[0]);
+    }
+    free(outs);
+    free(srg);
+    /* The handoff ends with an error after its limit, not a hang. */
+    st = genie_ucx_wait_for(u, seq, 1, 30.0, "HANDOFF", &reply);
+    dt = now_s() - t0;
+    genie_ucx_msg_free(reply);
+    CHECK(st < 0, "the handoff to a stopped rank gave %d", st);
+    CHECK(dt >= 2.5 && dt < 10.0, "the handoff failed after %.2f s (limit 3 s)", dt);
+    fprintf(stderr, "mpi-test: handoff to a stopped rank failed in %.3f s: %s\n", dt, genie_last_error());
+    CHECK(strstr(genie_last_error(), "rank 3") != NULL, "the error names the destination: %s",
+          genie_last_error());
+    /* The source still has the objects; the destination (let go) has none. */
+    CHECK(genie_client_session_info(c, 1, session, &nobj, &bytes) == GENIE_OK && nobj == 1 &&
+          bytes == 8 * 4096 * 4, "rank 1 keeps the session's object (%u, %llu bytes)", nobj,
+          (unsigned long long)bytes);
+    kill(dst, SIGCONT);
+    st = genie_client_fetch(c, 3, kv_id, &fetched);
+    if (st == GENIE_OK) {
+        genie_tensor_release(&fetched);
+    }
+    CHECK(st == GENIE_ERR_NOT_FOUND || st == GENIE_ERR_PEER_LOST,
+          "rank 3 holds nothing of the failed handoff (fetch gave %d)", st);
+    CHECK(stat_of(c, 1, "handoffs_failed") == 1, "rank 1 counted the failed handoff");
+    genie_tensor_release(&in[0]);
+    genie_tensor_release(&in[1]);
+}
+
 int main(int argc, char **argv)
 {
     genie_client_t *c = NULL;
@@ -328,6 +418,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "kill") == 0) {
         test_kill(c, argc > 2 ? argv[2] : "kill.pids");
+    } else if (strcmp(mode, "stall") == 0) {
+        test_stall(c, argc > 2 ? argv[2] : "stall.pids");
     } else {
         test_basic(c);
     }
