@@ -212,8 +212,9 @@ static genie_status_t take_lock(genie_ckpt_root_t *r)
             holder(fd, who, sizeof(who));
             close(fd);
             return genie_set_error(GENIE_ERR_DENIED, "genie: checkpoint directory %s is in use by %s: two "
-                                   "jobs must not write one checkpoint directory; give this job its own "
-                                   "(--checkpoint-dir), or end that one first", r->dir, who);
+                                   "jobs must not write one checkpoint directory; give this job a directory "
+                                   "of its own (--checkpoint-dir, --genie-checkpoint-dir), or end that "
+                                   "one first", r->dir, who);
         }
         close(fd);
         return genie_set_error(GENIE_ERR_IO, "genie: checkpoint directory %s: cannot lock its %s (%s): "

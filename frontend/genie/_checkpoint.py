@@ -181,7 +181,6 @@ class Checkpoints:
         self.generating = 0
         self.handlers_installed = False
         self.prune_warned = False
-        self.failures = 0            # checkpoints that failed and were not retried yet
         self.restore_root = None
         self.restore_epochs = None   # [opened epoch dicts], newest first, loaded lazily
         self.restore_taken = set()   # (epoch, session id) already given to a stream
