@@ -926,10 +926,15 @@ genie_status_t ckpt_fsync_path(const char *path, int is_dir)
      * that the progress hook is called while it does (the fsync below then
      * has little left); a failure here shows again in fsync's answer. */
     if (!is_dir && fstat(fd, &sb) == 0) {
-        for (off_t off = 0; off < sb.st_size; off += CKPT_PROGRESS_PIECE) {
-            (void)sync_file_range(fd, off, CKPT_PROGRESS_PIECE, SYNC_FILE_RANGE_WAIT_BEFORE |
-                                  SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-            ckpt_progress(0);
+        for (off_t off = 0, n; off < sb.st_size; off += n) {
+            uint64_t t0 = ckpt_now_ns();
+
+            n = (off_t)ckpt_progress_piece();
+            (void)sync_file_range(fd, off, n, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                  SYNC_FILE_RANGE_WAIT_AFTER);
+            /* the range's length counts for the piece size (a clean range is
+             * fast and lets it grow), not for the hook's 4 MiB */
+            ckpt_progress(0, (uint64_t)n, ckpt_now_ns() - t0);
         }
     }
     if (fsync(fd) != 0) {

@@ -44,11 +44,21 @@ genie_status_t ckpt_read_rank(const char *path, const char *name, const genie_ck
                               uint64_t epoch, const char *job, genie_ckpt_session_t **ss_p, uint32_t *n_p);
 void           ckpt_free_sessions(genie_ckpt_session_t *ss, uint32_t n);
 
-/* Called between pieces of I/O of `bytes` bytes: calls the hook of
- * genie_ckpt_set_progress when 10 ms or 4 MiB have passed since its last
- * call. */
-void           ckpt_progress(uint64_t bytes);
-#define CKPT_PROGRESS_PIECE (4u << 20)   /* the largest piece of I/O between two calls */
+/* Called after each piece of I/O: `bytes` moved (they count for the
+ * hook's 4 MiB), a piece of `len` bytes that took io_ns (for the piece
+ * size; len 0: no measure).  Calls the hook of genie_ckpt_set_progress
+ * when 10 ms or 4 MiB have passed since its last call. */
+void           ckpt_progress(uint64_t bytes, uint64_t len, uint64_t io_ns);
+/* The size of the next piece of I/O: CKPT_PIECE_MAX without a hook; with
+ * one, a power of two from CKPT_PIECE_MIN to CKPT_PIECE_MAX that the last
+ * pieces' speed moves in about 25 ms (starting from CKPT_PIECE_MIN when the
+ * hook is set), so that the hook is called at least every 100 ms of I/O on
+ * disks down to about 3.5 MB/s.  A multiple of 4096: pieces keep a
+ * request's alignment to the page grid. */
+size_t         ckpt_progress_piece(void);
+uint64_t       ckpt_now_ns(void);
+#define CKPT_PIECE_MAX ((size_t)4 << 20)
+#define CKPT_PIECE_MIN ((size_t)256 << 10)
 
 /* genie_last_error() without its "genie: checkpoint " prefix, into out. */
 const char    *ckpt_why(char *out, size_t cap);

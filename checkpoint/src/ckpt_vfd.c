@@ -41,8 +41,9 @@
  * the open fails: a name swapped between the two opens would otherwise get
  * the KV chunks.
  *
- * Every request is done in pieces of at most CKPT_PROGRESS_PIECE bytes with
- * ckpt_progress() between them (genie_ckpt_set_progress).
+ * Every request is done in pieces (ckpt_progress_piece(): 4 MiB, or less
+ * on a slow disk while a progress hook is set) with ckpt_progress() after
+ * each (genie_ckpt_set_progress).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -323,7 +324,7 @@ static int read_direct(vfd_file_t *f, uint8_t *p, size_t size, haddr_t addr)
     return 0;
 }
 
-/* One piece of a read (at most CKPT_PROGRESS_PIECE bytes). */
+/* One piece of a read (at most ckpt_progress_piece() bytes). */
 static int read_piece(vfd_file_t *f, H5FD_mem_t type, uint8_t *p, size_t size, haddr_t addr)
 {
     size_t head, mid;
@@ -343,8 +344,8 @@ static int read_piece(vfd_file_t *f, H5FD_mem_t type, uint8_t *p, size_t size, h
     return rc;
 }
 
-/* Pieces start at multiples of CKPT_PROGRESS_PIECE from the request's
- * start, so that each keeps the request's alignment to the page grid. */
+/* Pieces are multiples of 4096 bytes (but the last), so that each keeps
+ * the request's alignment to the page grid. */
 static herr_t vfd_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf)
 {
     vfd_file_t *f = (vfd_file_t *)file;
@@ -355,14 +356,15 @@ static herr_t vfd_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, 
         return -1;
     }
     do {
-        size_t n = size < CKPT_PROGRESS_PIECE ? size : CKPT_PROGRESS_PIECE;
+        size_t   piece = ckpt_progress_piece(), n = size < piece ? size : piece;
+        uint64_t t0 = ckpt_now_ns();
 
         if (read_piece(f, type, p, n, addr) != 0) {
             snprintf(vfd_why, sizeof(vfd_why), "read of %zu bytes at %llu: %s", n, (unsigned long long)addr,
                      strerror(errno));
             return -1;
         }
-        ckpt_progress(n);
+        ckpt_progress(n, n, ckpt_now_ns() - t0);
         p += n, addr += n, size -= n;
     } while (size > 0);
     return 0;
@@ -429,7 +431,7 @@ static int write_direct(vfd_file_t *f, const uint8_t *p, size_t size, haddr_t ad
     return 0;
 }
 
-/* One piece of a write (at most CKPT_PROGRESS_PIECE bytes). */
+/* One piece of a write (at most ckpt_progress_piece() bytes). */
 static int write_piece(vfd_file_t *f, H5FD_mem_t type, const uint8_t *p, size_t size, haddr_t addr)
 {
     size_t head, mid;
@@ -465,14 +467,15 @@ static herr_t vfd_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr,
         return 0;
     }
     do {
-        size_t n = size < CKPT_PROGRESS_PIECE ? size : CKPT_PROGRESS_PIECE;
+        size_t   piece = ckpt_progress_piece(), n = size < piece ? size : piece;
+        uint64_t t0 = ckpt_now_ns();
 
         if (write_piece(f, type, p, n, addr) != 0) {
             snprintf(vfd_why, sizeof(vfd_why), "write of %zu bytes at %llu: %s", n,
                      (unsigned long long)addr, strerror(errno));
             return -1;
         }
-        ckpt_progress(n);
+        ckpt_progress(n, n, ckpt_now_ns() - t0);
         p += n, addr += n, size -= n;
     } while (size > 0);
     if (end > f->eof) {

@@ -41,6 +41,7 @@
 
 #include "genie/ckpt.h"
 #include "ckpt_h5.h"          /* ckpt_vfd_between_opens (the swap test) */
+#include "ckpt_int.h"         /* ckpt_progress, ckpt_progress_piece (the slow-disk test) */
 
 #define OTHER_UID 12345       /* a user that is not us (root only tests) */
 
@@ -469,7 +470,8 @@ static void on_progress(void *arg)
 
     if (p->calls++ == 0) {
         p->first_bytes = io_bytes();
-    } else if (t - p->last_s > p->max_gap_s) {
+    }
+    if (t - p->last_s > p->max_gap_s) {          /* from genie_ckpt_set_progress on */
         p->max_gap_s = t - p->last_s;
     }
     p->last_s = t;
@@ -513,6 +515,7 @@ static void test_progress_hook(void **state)
     print_message("write of %llu bytes: %d progress calls, largest gap %.1f ms\n",
                   (unsigned long long)bytes, w.calls, w.max_gap_s * 1e3);
     assert_true(w.calls >= 5);
+    assert_true(w.max_gap_s < 0.1);                  /* the contract: every 100 ms of I/O */
     assert_true(w.first_bytes - before < (uint64_t)6 * cols * 4);
     assert_true(w.first_bytes > before);
 
@@ -526,6 +529,7 @@ static void test_progress_hook(void **state)
     genie_ckpt_set_progress(NULL, NULL);
     print_message("read of 24 MiB: %d progress calls, largest gap %.1f ms\n", r.calls, r.max_gap_s * 1e3);
     assert_true(r.calls >= 5);
+    assert_true(r.max_gap_s < 0.1);
     assert_memory_equal(back, data, 6 * (size_t)cols * 4);
 
     /* the hook removed: no more calls */
@@ -536,6 +540,56 @@ static void test_progress_hook(void **state)
     genie_ckpt_file_close(f);
     free(data);
     free(back);
+}
+
+/* The piece size follows the disk: the I/O loops' own calls
+ * (ckpt_progress_piece, then ckpt_progress after the piece) against a mock
+ * disk of 10 MB/s (each piece sleeps its time): pieces shrink to 256 KiB and
+ * the hook is never more than 100 ms apart; on a fast one they grow back
+ * to 4 MiB; without a hook they are 4 MiB. */
+static void mock_pieces(int n, double bytes_per_s, size_t *last_piece)
+{
+    for (int i = 0; i < n; i++) {
+        size_t          piece = ckpt_progress_piece();
+        uint64_t        t0 = ckpt_now_ns();
+        double          s = (double)piece / bytes_per_s;
+        struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+
+        assert_true(piece >= CKPT_PIECE_MIN && piece <= CKPT_PIECE_MAX && piece % 4096 == 0);
+        if (bytes_per_s > 0 && s > 1e-6) {
+            nanosleep(&ts, NULL);
+        }
+        ckpt_progress(piece, piece, ckpt_now_ns() - t0);
+        *last_piece = piece;
+    }
+}
+
+static void test_progress_on_a_slow_disk(void **state)
+{
+    progress_t w = { 0 };
+    size_t     last = 0;
+
+    (void)state;
+    assert_int_equal(ckpt_progress_piece(), CKPT_PIECE_MAX);          /* no hook */
+    w.last_s = mono_s();
+    genie_ckpt_set_progress(on_progress, &w);
+    assert_int_equal(ckpt_progress_piece(), CKPT_PIECE_MIN);          /* a hook: start small */
+    mock_pieces(12, 10e6, &last);                                     /* 10 MB/s: 26 ms a piece */
+    print_message("10 MB/s: %d progress calls, largest gap %.1f ms, piece %zu KiB\n", w.calls,
+                  w.max_gap_s * 1e3, last >> 10);
+    assert_int_equal(last, CKPT_PIECE_MIN);
+    assert_int_equal(w.calls, 12);                                    /* after every piece (> 10 ms) */
+    assert_true(w.max_gap_s < 0.1);
+    mock_pieces(8, 0, &last);                                         /* fast: doubles per piece */
+    assert_int_equal(last, CKPT_PIECE_MAX);
+    /* a 4 MiB piece that took 105 ms (40 MB/s): the largest power of two
+     * that moves in 25 ms, 512 KiB (1 MiB would take 26 ms) */
+    ckpt_progress(CKPT_PIECE_MAX, CKPT_PIECE_MAX, 105 * 1000 * 1000ull);
+    assert_int_equal(ckpt_progress_piece(), (size_t)512 << 10);
+    ckpt_progress(0, (size_t)512 << 10, 20 * 1000 * 1000ull);         /* 20 ms: neither */
+    assert_int_equal(ckpt_progress_piece(), (size_t)512 << 10);
+    genie_ckpt_set_progress(NULL, NULL);
+    assert_int_equal(ckpt_progress_piece(), CKPT_PIECE_MAX);
 }
 
 int main(void)
@@ -549,6 +603,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_epochs_of_this_job_only, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_descriptor_same_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_progress_on_a_slow_disk, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

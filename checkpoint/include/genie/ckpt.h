@@ -235,11 +235,14 @@ void genie_ckpt_io_stats(genie_ckpt_io_stats_t *stats_p);
 /* ---- progress while a file is read or written ------------------------------- */
 
 /* A process-wide hook the rank-file writer and the KV reader call between
- * pieces of their I/O (chunks, and pieces of at most 4 MiB of a larger
- * write or read or of the final fsync): at most 10 ms of I/O or 4 MiB apart,
- * so that an executor busy with a large file still answers liveness
+ * pieces of their I/O (every read or write, and the writeback before the
+ * final fsync, goes in pieces of 256 KiB to 4 MiB, sized to take about
+ * 25 ms on the disk at hand): once 10 ms or 4 MiB have passed since the
+ * last call, so at least every 100 ms of I/O on disks down to about
+ * 3.5 MB/s, and an executor busy with a large file still answers liveness
  * probes.  fn runs in the thread doing the I/O, in the middle of an HDF5
- * call: it must not call into this library or HDF5.  NULL fn: no hook. */
+ * call: it must not call into this library or HDF5.  NULL fn: no hook
+ * (and 4 MiB pieces). */
 void genie_ckpt_set_progress(void (*fn)(void *arg), void *arg);
 
 /* ---- fault injection (tests) -------------------------------------------------- */
