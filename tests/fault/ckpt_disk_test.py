@@ -11,7 +11,8 @@ Cases:
                app fills it, later frees it.  Each checkpoint while it is full
                is one "genie: checkpoint epoch N failed: ... No space left on
                device" line and is removed; the newest complete epoch stays
-               the last good one (a decode executor killed while the disk is
+               the last good one (in the driver's stats and on disk, as
+               _C.ckpt_open finds it at every step) (a decode executor killed while the disk is
                full is recovered from it); checkpoints work again once there
                is room; every token is right and the job exits 0.
   sigterm_full SIGTERM while the disk is full: one line saying the checkpoint
@@ -70,6 +71,7 @@ def app(argv):
     sys.path.insert(0, os.path.join(REPO, "jobs", "examples"))
     import genie
     import generate as example
+    from genie import _C
 
     model = example.build_model("gpt2-tiny", 0)
     prompts = example.make_prompts(PROMPTS, model.config.vocab_size, 0)
@@ -82,7 +84,8 @@ def app(argv):
         if index != 0:
             return
         ck = genie.get_stats()["checkpoint"]
-        seen[step] = {"failed": ck.get("failed", 0), "last_epoch": ck["last_epoch"]}
+        seen[step] = {"failed": ck.get("failed", 0), "last_epoch": ck["last_epoch"],
+                      "newest_on_disk": newest_on_disk(ck["dir"])}
         if step == a.fill_at:
             with open(a.fill, "wb") as f:
                 block = b"\xa5" * (1 << 20)
@@ -111,6 +114,14 @@ def app(argv):
             for e in execs:
                 os.kill(e["pid"], signal.SIGKILL)
             os.kill(os.getpid(), signal.SIGKILL)
+
+    def newest_on_disk(root):
+        # what a restore would use now: the newest complete epoch in the
+        # job's directory, opened and checked by the library (None: none)
+        try:
+            return _C.ckpt_open(root)["epoch"] if root else None
+        except FileNotFoundError:
+            return None
 
     outs = genie.generate_many(model, prompts, max_new_tokens=TOKENS, on_token=on_token)
     stats = genie.get_stats()
@@ -243,7 +254,14 @@ def case_disk_full(args):
         seen = {int(k): v for k, v in got["seen"].items()}
         if seen[13]["last_epoch"] != 2 or seen[21]["last_epoch"] != 2 or seen[21]["failed"] != 3:
             raise Fail(f"during the full disk the last epoch moved: {seen[13]}, {seen[21]}")
-        if not seen[25]["last_epoch"] or seen[25]["last_epoch"] <= 2:
+        # on disk: from the first checkpoint (step 8) to the disk being freed
+        # (step 22) the newest complete epoch is epoch 2, and a later one
+        # once there is room again
+        full = [seen[k]["newest_on_disk"] for k in range(9, 22)]
+        if any(e != 2 for e in full):
+            raise Fail(f"the newest complete epoch on disk during steps 9..21 was not always 2: {full}")
+        if not seen[25]["last_epoch"] or seen[25]["last_epoch"] <= 2 or \
+                seen[25]["newest_on_disk"] != seen[25]["last_epoch"]:
             raise Fail(f"no checkpoint succeeded after the disk was freed: {seen[25]}")
         failed_epochs = {int(e) for e, _ in fails}
         left = set(os.listdir(ck)) & {f"epoch-{e:08d}" for e in failed_epochs}
@@ -251,7 +269,8 @@ def case_disk_full(args):
             raise Fail(f"failed epochs were left behind: {sorted(left)}")
         print(f"ckpt-disk-test: 3 checkpoints failed on the full disk (epochs "
               f"{sorted(failed_epochs)}), recovery used epoch 2, {st['epochs_written']} epochs "
-              f"written in all")
+              f"written in all; newest complete on disk: epoch 2 at steps 9..21, epoch "
+              f"{seen[25]['newest_on_disk']} at step 25")
 
 
 def case_sigterm_full(args):
