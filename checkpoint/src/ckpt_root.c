@@ -167,7 +167,7 @@ static genie_status_t job_subdir(const char *root, int dfd, const char *name)
 /* Who holds the lock, from the lock file's "job=", "pid=", "host=" lines. */
 static void holder(int fd, char *out, size_t cap)
 {
-    char    buf[768], job[300] = "", pid[32] = "?", host[300] = "?";
+    char    buf[768], job[300] = "", pid[32] = "?", host[300] = "?", *save = NULL;
     ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
 
     if (n <= 0) {
@@ -175,7 +175,7 @@ static void holder(int fd, char *out, size_t cap)
         return;
     }
     buf[n] = '\0';
-    for (char *line = strtok(buf, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+    for (char *line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
         if (strncmp(line, "job=", 4) == 0) {
             snprintf(job, sizeof(job), "%s", line + 4);
         } else if (strncmp(line, "pid=", 4) == 0) {
