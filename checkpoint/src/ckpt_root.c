@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,35 @@ static genie_status_t judge(const char *path, const struct stat *sb, const struc
                                (sb->st_mode & 002) ? "others" : "its group", mode, path);
     }
     *kind_p = DIR_OURS;
+    return GENIE_OK;
+}
+
+/* Every directory above `dir` (its real path, up to /): none may be
+ * writable by others without the sticky bit, or anyone could rename `dir`
+ * away and put a directory of theirs in its place while the job writes.
+ * (A group-writable one is left to the group's members.) */
+static genie_status_t check_above(const char *dir)
+{
+    char        real[PATH_MAX], *slash;
+    struct stat sb;
+
+    if (realpath(dir, real) == NULL) {
+        return genie_set_error(GENIE_ERR_IO, "genie: checkpoint directory %s: %s", dir, strerror(errno));
+    }
+    while ((slash = strrchr(real, '/')) != NULL && real[1] != '\0') {
+        slash[slash == real ? 1 : 0] = '\0';
+        if (stat(real, &sb) != 0) {
+            return genie_set_error(GENIE_ERR_IO, "genie: checkpoint directory %s: %s: %s", dir, real,
+                                   strerror(errno));
+        }
+        if ((sb.st_mode & S_IWOTH) && !(sb.st_mode & S_ISVTX)) {
+            return genie_set_error(GENIE_ERR_DENIED, "genie: checkpoint directory %s is inside %s, which "
+                                   "is writable by others (mode %04o) and not sticky, so anyone could move "
+                                   "the directory away and put another in its place; use a directory "
+                                   "whose parents others cannot write", dir, real,
+                                   (unsigned)(sb.st_mode & 07777));
+        }
+    }
     return GENIE_OK;
 }
 
@@ -274,7 +304,7 @@ genie_status_t genie_ckpt_root_open(const char *dir, const char *job, genie_ckpt
         st = genie_set_error(GENIE_ERR_IO, "genie: checkpoint directory %s: %s", dir, strerror(errno));
         goto err;
     }
-    if ((st = judge(dir, &sb, &lsb, &kind)) != GENIE_OK) {
+    if ((st = judge(dir, &sb, &lsb, &kind)) != GENIE_OK || (st = check_above(dir)) != GENIE_OK) {
         goto err;
     }
     if (kind == DIR_SHARED) {

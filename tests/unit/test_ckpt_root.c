@@ -140,6 +140,30 @@ static void test_writable_by_others(void **state)
     refused(d, "job-1", "is writable by its group (mode 0770) and not sticky");
 }
 
+/* A directory of ours inside one that others may write (not sticky): they
+ * could rename it away and put theirs in its place.  Inside a sticky one
+ * (only its owner may rename it) it is fine. */
+static void test_parent_writable_by_others(void **state)
+{
+    genie_ckpt_root_t *r = NULL;
+    char               open_dir[400], d[500], want[600];
+
+    (void)state;
+    path_in("open", open_dir, sizeof(open_dir));
+    assert_int_equal(mkdir(open_dir, 0700), 0);
+    assert_int_equal(chmod(open_dir, 0777), 0);
+    snprintf(d, sizeof(d), "%s/mine/ck", open_dir);
+    snprintf(want, sizeof(want), "is inside %s, which is writable by others (mode 0777) and not sticky",
+             open_dir);
+    refused(d, "job-1", want);
+    assert_int_equal(chmod(open_dir, 01777), 0);
+    if (genie_ckpt_root_open(d, "job-1", &r) != GENIE_OK) {
+        fail_msg("%s", genie_last_error());
+    }
+    assert_string_equal(genie_ckpt_root_dir(r), d);
+    genie_ckpt_root_close(r);
+}
+
 static void test_other_users(void **state)
 {
     char d[400], link[400], mine[400];
@@ -597,6 +621,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_own_and_created, setup, teardown),
         cmocka_unit_test_setup_teardown(test_writable_by_others, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parent_writable_by_others, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_users, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sticky_shared_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),

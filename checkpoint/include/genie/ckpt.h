@@ -119,7 +119,8 @@ void           genie_ckpt_rank_file_name(int32_t rank, char *out, size_t cap);
  *     mode 1777, owned by root or the user), creates and uses the job's own
  *     subdirectory "genie-<user>-<job>" (mode 0700) instead;
  *   - refuses anything else (GENIE_ERR_DENIED, one line saying why and what
- *     to do);
+ *     to do), and `dir` inside a directory others may write that is not
+ *     sticky (they could move `dir` away and put theirs in its place);
  *   - locks the directory used for the job's life (flock on its genie.lock,
  *     which records the job, pid and host); a directory another job holds is
  *     refused (GENIE_ERR_DENIED) naming that job.
