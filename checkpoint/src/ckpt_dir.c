@@ -1,6 +1,7 @@
 /*
  * The checkpoint directory: epoch paths and their creation, the scan of
- * epoch directories, listing (complete or why not, sizes) and pruning.
+ * epoch directories, listing (complete or why not, sizes).  Pruning, the
+ * lock and the directory checks: ckpt_root.c.
  * Only canonical epoch names ("epoch-%08llu") that are real directories
  * are ever considered, so that pruning can remove nothing else.
  */
@@ -12,7 +13,6 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,8 +39,24 @@ genie_status_t genie_ckpt_epoch_path(const char *root, uint64_t epoch, char *out
     return GENIE_OK;
 }
 
-/* mkdir of every missing component of path (mode 0700). */
-static genie_status_t mkdir_p(const char *path)
+/* Is this directory, just made by us (or found where we were making one),
+ * fit to hold checkpoints: a real directory of ours that neither group nor
+ * others may write?  NULL if so, else why not. */
+static const char *created_dir_problem(const struct stat *sb)
+{
+    if (!S_ISDIR(sb->st_mode)) {
+        return "is not a directory";
+    }
+    if (sb->st_uid != geteuid()) {
+        return "belongs to another user";
+    }
+    if ((sb->st_mode & 022) != 0) {
+        return "is writable by group or others";
+    }
+    return NULL;
+}
+
+genie_status_t ckpt_mkdirs(const char *path)
 {
     char        buf[4096];
     size_t      n = strlen(path);
@@ -51,12 +67,32 @@ static genie_status_t mkdir_p(const char *path)
     }
     memcpy(buf, path, n + 1);
     for (size_t i = 1; i <= n; i++) {
+        const char *bad;
+
         if (buf[i] != '/' && buf[i] != '\0') {
             continue;
         }
         buf[i] = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+        if (lstat(buf, &sb) == 0) {
+            /* there before us: path resolution goes through it; the last
+             * component is judged by its user (genie_ckpt_root_open) */
+        } else if (errno != ENOENT) {
             return genie_set_error(GENIE_ERR_IO, "genie: checkpoint directory %s: %s", buf, strerror(errno));
+        } else {
+            if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+                return genie_set_error(GENIE_ERR_IO, "genie: checkpoint directory %s: %s", buf,
+                                       strerror(errno));
+            }
+            /* ours now, unless someone made it in between: check what is there */
+            if (lstat(buf, &sb) != 0) {
+                return genie_set_error(GENIE_ERR_IO, "genie: checkpoint directory %s: %s", buf,
+                                       strerror(errno));
+            }
+            if ((bad = created_dir_problem(&sb)) != NULL) {
+                return genie_set_error(GENIE_ERR_DENIED, "genie: checkpoint directory %s appeared while Genie "
+                                       "was creating it and %s (mode %04o, uid %u); refusing to write into it",
+                                       buf, bad, (unsigned)(sb.st_mode & 07777), (unsigned)sb.st_uid);
+            }
         }
         if (i < n) {
             buf[i] = '/';
@@ -79,7 +115,7 @@ genie_status_t genie_ckpt_epoch_create(const char *root, uint64_t epoch)
     if ((st = genie_ckpt_epoch_path(root, epoch, dir, sizeof(dir))) != GENIE_OK) {
         return st;
     }
-    return mkdir_p(dir);
+    return ckpt_mkdirs(dir);
 }
 
 void genie_ckpt_rank_file_name(int32_t rank, char *out, size_t cap)
@@ -232,6 +268,7 @@ genie_status_t genie_ckpt_list(const char *root, genie_ckpt_epoch_info_t **epoch
             out[i].n_files = m.n_files;
             out[i].created = m.created;
             snprintf(out[i].reason, sizeof(out[i].reason), "%s", m.reason);
+            snprintf(out[i].job, sizeof(out[i].job), "%s", m.job);
             for (uint32_t k = 0; k < m.n_files; k++) {
                 out[i].n_sessions += m.files[k].sessions;
             }
@@ -244,59 +281,5 @@ genie_status_t genie_ckpt_list(const char *root, genie_ckpt_epoch_info_t **epoch
     genie_clear_error();
     *epochs_p = out;
     *n_p = n;
-    return GENIE_OK;
-}
-
-/* ---- pruning ------------------------------------------------------------------------- */
-
-static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p) == 0 ? 0 : -1;
-}
-
-genie_status_t genie_ckpt_prune(const char *root, uint32_t keep, uint32_t *removed_p)
-{
-    genie_ckpt_epoch_info_t *eps = NULL;
-    uint32_t                 n = 0, removed = 0, kept = 0;
-    uint64_t                 newest_complete = 0;
-    char                     failed[512] = "";
-    genie_status_t           st;
-
-    if ((st = genie_ckpt_list(root, &eps, &n)) != GENIE_OK) {
-        return st;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        if (eps[i].complete) {
-            newest_complete = eps[i].epoch;
-        }
-    }
-    for (uint32_t i = n; i-- > 0;) {
-        char dir[4096];
-        int  drop;
-
-        if (eps[i].complete) {
-            drop = ++kept > keep;
-        } else {
-            /* a newer incomplete epoch may be being written right now */
-            drop = eps[i].epoch < newest_complete;
-        }
-        if (!drop || genie_ckpt_epoch_path(root, eps[i].epoch, dir, sizeof(dir)) != GENIE_OK) {
-            continue;
-        }
-        /* depth first, not following symbolic links out of the epoch */
-        if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) == 0) {
-            removed++;
-        } else if (failed[0] == '\0') {
-            snprintf(failed, sizeof(failed), "%s: %s", dir, strerror(errno));
-        }
-    }
-    free(eps);
-    if (removed_p != NULL) {
-        *removed_p = removed;
-    }
-    if (failed[0] != '\0') {
-        return genie_set_error(GENIE_ERR_IO, "genie: checkpoint: could not remove %s", failed);
-    }
     return GENIE_OK;
 }

@@ -112,6 +112,17 @@ hid_t ckpt_dset_create_direct(hid_t loc, const char *name, hid_t type, int nd, c
  * writes sent with O_DIRECT (GENIE_CKPT_DIRECT=0: never); its totals are
  * genie_ckpt_io_stats().  0 or -1. */
 int ckpt_vfd_set(hid_t fapl);
+/* Why the driver's last open, read or write in this thread failed (the
+ * system's error, which HDF5's own message leaves out, or "the O_DIRECT
+ * descriptor was another file"), into out; NULL if none did.  Clears it. */
+const char *ckpt_vfd_why(char *out, size_t cap);
+/* A file opened through the driver that is being given up (it will be
+ * removed): from now on its writes are dropped, so that closing it cannot
+ * fail on the error that made us give up (HDF5 1.10 leaves a file whose
+ * close failed half open, and crashes at exit closing it again).  0 or -1. */
+int ckpt_vfd_discard(hid_t file);
+/* Tests only: called between the driver's two opens of a file (NULL: not). */
+extern void (*ckpt_vfd_between_opens)(const char *path);
 
 /* HDF5's Fletcher32 (H5_checksum_fletcher32: 16-bit big-endian words, an
  * odd last byte as the high byte of a word, sums mod 65535 kept as
@@ -167,7 +178,8 @@ hid_t ckpt_open_ro(const char *path);
 /* The same through the writer's driver (ckpt_vfd.c), for reading KV data
  * with ckpt_dset_read_direct past the page cache. */
 hid_t ckpt_open_ro_direct(const char *path);
-/* open(2) + fsync + close of a file or directory. */
+/* open(2) + fsync + close of a file or directory; a file's dirty pages are
+ * first written back in pieces with ckpt_progress() between them. */
 genie_status_t ckpt_fsync_path(const char *path, int is_dir);
 
 /* Advance pos (the first element of a chunk) to the next chunk of a dataset

@@ -633,14 +633,14 @@ static herr_t read_session(hid_t sessions, const char *name, const H5L_info_t *i
 }
 
 genie_status_t ckpt_read_rank(const char *path, const char *name, const genie_ckpt_file_entry_t *expect,
-                              uint64_t epoch, genie_ckpt_session_t **ss_p, uint32_t *n_p)
+                              uint64_t epoch, const char *job, genie_ckpt_session_t **ss_p, uint32_t *n_p)
 {
     rank_ctx_t     r;
     hid_t          f, g;
     uint64_t       file_epoch = 0;
     uint32_t       slice = 0, before = *n_p;
     double         created;
-    char           phase[32], job[GENIE_CKPT_TEXT_MAX], problem[300];
+    char           phase[32], file_job[GENIE_CKPT_TEXT_MAX], problem[300];
     const char    *bad = NULL;
     genie_status_t st;
 
@@ -656,7 +656,7 @@ genie_status_t ckpt_read_rank(const char *path, const char *name, const genie_ck
     NEED(ckpt_attr_get_i32(f, "rank", &r.rank), "rank");
     NEED(ckpt_attr_get_u32(f, "slice", &slice), "slice");
     NEED(ckpt_attr_get_str(f, "phase", phase, sizeof(phase)), "phase");
-    NEED(ckpt_attr_get_str(f, "job", job, sizeof(job)), "job");
+    NEED(ckpt_attr_get_str(f, "job", file_job, sizeof(file_job)), "job");
     NEED(ckpt_attr_get_f64(f, "created", &created), "created");
     NEED(ckpt_attr_get_u32(f, "n_sessions", &r.n_sessions), "n_sessions");
     if (bad == NULL && r.n_sessions > CKPT_MAX_SESSIONS) {
@@ -674,6 +674,12 @@ genie_status_t ckpt_read_rank(const char *path, const char *name, const genie_ck
                              (unsigned long long)file_epoch, (int)r.rank, r.n_sessions,
                              (unsigned long long)epoch, expect != NULL ? (int)expect->rank : (int)r.rank,
                              expect != NULL ? expect->sessions : r.n_sessions);
+        goto out;
+    }
+    if (job != NULL && strcmp(job, file_job) != 0) {
+        /* a file of another job's epoch, copied or written into this one */
+        st = genie_set_error(GENIE_ERR_CORRUPT, "genie: checkpoint %s: written by job '%s', but the "
+                             "manifest's job is '%s'", path, file_job, job);
         goto out;
     }
     if ((g = open_group(f, "sessions")) < 0) {
@@ -745,7 +751,8 @@ static genie_status_t open_epoch(const char *dir, uint64_t epoch, genie_ckpt_t *
         const genie_ckpt_file_entry_t *e = &ck->manifest.files[i];
 
         snprintf(path, sizeof(path), "%s/%s", dir, e->name);
-        if ((st = ckpt_read_rank(path, e->name, e, epoch, &ck->sessions, &ck->n_sessions)) != GENIE_OK) {
+        if ((st = ckpt_read_rank(path, e->name, e, epoch, ck->manifest.job, &ck->sessions,
+                                 &ck->n_sessions)) != GENIE_OK) {
             genie_ckpt_close(ck);
             return st;
         }

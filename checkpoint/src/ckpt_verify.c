@@ -155,7 +155,7 @@ static herr_t verify_one(hid_t obj, const char *name, const H5O_info_t *info, vo
 
 /* Every dataset of one file, then (rank files) its structure. */
 static void verify_file(verify_ctx_t *v, const char *path, const char *name, const genie_ckpt_file_entry_t *e,
-                        uint64_t epoch, int is_rank)
+                        uint64_t epoch, const char *job, int is_rank)
 {
     char           why[256];
     int            sys = 0;
@@ -182,7 +182,7 @@ static void verify_file(verify_ctx_t *v, const char *path, const char *name, con
         genie_ckpt_session_t *ss = NULL;
         uint32_t              n = 0;
 
-        st = ckpt_read_rank(path, name, e, epoch, &ss, &n);
+        st = ckpt_read_rank(path, name, e, epoch, job, &ss, &n);
         ckpt_free_sessions(ss, n);
         if (st != GENIE_OK) {
             say(v, path, "/", st);
@@ -254,10 +254,10 @@ genie_status_t genie_ckpt_verify(const char *epoch_dir,
     epoch = ckpt_dir_epoch(epoch_dir);
     snprintf(mpath, sizeof(mpath), "%s/%s", epoch_dir, CKPT_MANIFEST);
     if ((st = ckpt_read_manifest(epoch_dir, epoch, &m, why, sizeof(why))) == GENIE_OK) {
-        verify_file(&v, mpath, CKPT_MANIFEST, NULL, epoch, 0);
+        verify_file(&v, mpath, CKPT_MANIFEST, NULL, epoch, NULL, 0);
         for (uint32_t i = 0; i < m.n_files; i++) {
             snprintf(path, sizeof(path), "%s/%s", epoch_dir, m.files[i].name);
-            verify_file(&v, path, m.files[i].name, &m.files[i], epoch, 1);
+            verify_file(&v, path, m.files[i].name, &m.files[i], epoch, m.job, 1);
         }
         ckpt_free_manifest(&m);
     } else {
@@ -269,7 +269,7 @@ genie_status_t genie_ckpt_verify(const char *epoch_dir,
         say(&v, mpath, "/", st);
         for (uint32_t i = 0; i < n; i++) {
             snprintf(path, sizeof(path), "%s/%s", epoch_dir, names[i]);
-            verify_file(&v, path, names[i], NULL, epoch, 1);
+            verify_file(&v, path, names[i], NULL, epoch, NULL, 1);
             free(names[i]);
         }
         free(names);

@@ -32,11 +32,24 @@
  * writer starts the disk writeback every CKPT_WRITEBACK_BYTES
  * (sync_file_range) so that the final fsync does not wait for it all.
  * The first time a process falls back it says so on stderr in one line.
+ *
+ * Opening: a writer's descriptor never follows a symbolic link (O_NOFOLLOW)
+ * and a new file is created with O_EXCL (ckpt_write.c removes a stale .tmp
+ * first), so a link planted where the .tmp goes cannot make the writer
+ * overwrite another file.  The O_DIRECT descriptor is a second open of the
+ * same name; it must be the same file (device and inode) as the first, or
+ * the open fails: a name swapped between the two opens would otherwise get
+ * the KV chunks.
+ *
+ * Every request is done in pieces (ckpt_progress_piece(): 4 MiB, or less
+ * on a slow disk while a progress hook is set) with ckpt_progress() after
+ * each (genie_ckpt_set_progress).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "ckpt_h5.h"
+#include "ckpt_int.h"
 
 #if H5_VERSION_GE(1, 13, 2)
 #include <H5FDdevelop.h>
@@ -45,6 +58,7 @@
 #endif
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -65,11 +79,14 @@ typedef struct vfd_file {
     haddr_t  eoa;          /* end of HDF5's allocated space */
     haddr_t  eof;          /* end of what this driver wrote or found */
     size_t   unkicked;     /* raw bytes written through the cache since the last writeback kick */
+    int      discard;      /* the file is being given up: writes are dropped (ckpt_vfd_discard) */
     dev_t    dev;
     ino_t    ino;
 } vfd_file_t;
 
 static hid_t            vfd_id = -1;
+static __thread char    vfd_why[512];        /* why the last open, read or write failed */
+void                  (*ckpt_vfd_between_opens)(const char *path);
 static pthread_once_t   vfd_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t  vfd_lock = PTHREAD_MUTEX_INITIALIZER;
 static int              vfd_warned;
@@ -109,13 +126,24 @@ static int direct_wanted(void)
     return v == NULL || strcmp(v, "0") != 0;
 }
 
+const char *ckpt_vfd_why(char *out, size_t cap)
+{
+    if (vfd_why[0] == '\0') {
+        return NULL;
+    }
+    snprintf(out, cap, "%s", vfd_why);
+    vfd_why[0] = '\0';
+    return out;
+}
+
 static H5FD_t *vfd_open(const char *name, unsigned flags, hid_t fapl, haddr_t maxaddr)
 {
     vfd_file_t *f;
-    struct stat sb;
-    int         oflags = O_RDWR | O_CLOEXEC;   /* a writer's; a reader's below */
+    struct stat sb, dsb;
+    int         oflags = O_RDWR | O_NOFOLLOW | O_CLOEXEC;   /* a writer's; a reader's below */
 
     (void)fapl;
+    vfd_why[0] = '\0';
     if (name == NULL || *name == '\0' || maxaddr == 0 || maxaddr == HADDR_UNDEF || maxaddr > VFD_MAXADDR) {
         return NULL;
     }
@@ -143,11 +171,29 @@ static H5FD_t *vfd_open(const char *name, unsigned flags, hid_t fapl, haddr_t ma
     f->dev = sb.st_dev;
     f->ino = sb.st_ino;
     f->dfd = -1;
+    if (ckpt_vfd_between_opens != NULL) {
+        ckpt_vfd_between_opens(name);
+    }
     if (direct_wanted()) {
-        int dflags = (flags & H5F_ACC_RDWR) ? O_WRONLY : O_RDONLY;
+        int dflags = (flags & H5F_ACC_RDWR) ? O_WRONLY | O_NOFOLLOW : O_RDONLY;
 
         if ((f->dfd = open(name, dflags | O_DIRECT | O_CLOEXEC)) < 0) {
-            fall_back(f, "the file system refuses O_DIRECT", errno);
+            if (errno != ELOOP && errno != ENOENT) {
+                fall_back(f, "the file system refuses O_DIRECT", errno);
+            } else {                /* the name is no longer the file just opened */
+                snprintf(vfd_why, sizeof(vfd_why), "its second (O_DIRECT) open failed: %s",
+                         strerror(errno));
+                close(f->fd);
+                free(f);
+                return NULL;
+            }
+        } else if (fstat(f->dfd, &dsb) != 0 || dsb.st_dev != sb.st_dev || dsb.st_ino != sb.st_ino) {
+            snprintf(vfd_why, sizeof(vfd_why), "it was replaced between two opens (its O_DIRECT "
+                     "descriptor is another file): someone else is writing into this directory");
+            close(f->dfd);
+            close(f->fd);
+            free(f);
+            return NULL;
         }
     }
     return &f->pub;
@@ -278,17 +324,12 @@ static int read_direct(vfd_file_t *f, uint8_t *p, size_t size, haddr_t addr)
     return 0;
 }
 
-static herr_t vfd_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf)
+/* One piece of a read (at most ckpt_progress_piece() bytes). */
+static int read_piece(vfd_file_t *f, H5FD_mem_t type, uint8_t *p, size_t size, haddr_t addr)
 {
-    vfd_file_t *f = (vfd_file_t *)file;
-    uint8_t    *p = buf;
-    size_t      head, mid;
-    int         rc;
+    size_t head, mid;
+    int    rc;
 
-    (void)dxpl;
-    if (addr == HADDR_UNDEF || addr + size < addr || addr + size > f->eoa) {
-        return -1;
-    }
     if (!direct_part(f, type, p, addr, size, &head, &mid)) {
         rc = read_all(f->fd, p, size, addr);
     } else {
@@ -300,7 +341,33 @@ static herr_t vfd_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, 
             rc = read_all(f->fd, p + head + mid, size - head - mid, addr + head + mid);
         }
     }
-    return rc == 0 ? 0 : -1;
+    return rc;
+}
+
+/* Pieces are multiples of 4096 bytes (but the last), so that each keeps
+ * the request's alignment to the page grid. */
+static herr_t vfd_read(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, void *buf)
+{
+    vfd_file_t *f = (vfd_file_t *)file;
+    uint8_t    *p = buf;
+
+    (void)dxpl;
+    if (addr == HADDR_UNDEF || addr + size < addr || addr + size > f->eoa) {
+        return -1;
+    }
+    do {
+        size_t   piece = ckpt_progress_piece(), n = size < piece ? size : piece;
+        uint64_t t0 = ckpt_now_ns();
+
+        if (read_piece(f, type, p, n, addr) != 0) {
+            snprintf(vfd_why, sizeof(vfd_why), "read of %zu bytes at %llu: %s", n, (unsigned long long)addr,
+                     strerror(errno));
+            return -1;
+        }
+        ckpt_progress(n, n, ckpt_now_ns() - t0);
+        p += n, addr += n, size -= n;
+    } while (size > 0);
+    return 0;
 }
 
 static int write_all(int fd, const uint8_t *p, size_t size, haddr_t addr)
@@ -364,18 +431,12 @@ static int write_direct(vfd_file_t *f, const uint8_t *p, size_t size, haddr_t ad
     return 0;
 }
 
-static herr_t vfd_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, const void *buf)
+/* One piece of a write (at most ckpt_progress_piece() bytes). */
+static int write_piece(vfd_file_t *f, H5FD_mem_t type, const uint8_t *p, size_t size, haddr_t addr)
 {
-    vfd_file_t    *f = (vfd_file_t *)file;
-    const uint8_t *p = buf;
-    haddr_t        end = addr + size;
-    size_t         head, mid;
-    int            rc = 0;
+    size_t head, mid;
+    int    rc = 0;
 
-    (void)dxpl;
-    if (addr == HADDR_UNDEF || end < addr || end > f->eoa) {
-        return -1;
-    }
     if (!direct_part(f, type, p, addr, size, &head, &mid)) {
         rc = write_cached(f, type, p, size, addr);
     } else {
@@ -389,9 +450,34 @@ static herr_t vfd_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr,
             rc = write_cached(f, type, p + head + mid, size - head - mid, addr + head + mid);
         }
     }
-    if (rc != 0) {
+    return rc;
+}
+
+static herr_t vfd_write(H5FD_t *file, H5FD_mem_t type, hid_t dxpl, haddr_t addr, size_t size, const void *buf)
+{
+    vfd_file_t    *f = (vfd_file_t *)file;
+    const uint8_t *p = buf;
+    haddr_t        end = addr + size;
+
+    (void)dxpl;
+    if (addr == HADDR_UNDEF || end < addr || end > f->eoa) {
         return -1;
     }
+    if (f->discard) {
+        return 0;
+    }
+    do {
+        size_t   piece = ckpt_progress_piece(), n = size < piece ? size : piece;
+        uint64_t t0 = ckpt_now_ns();
+
+        if (write_piece(f, type, p, n, addr) != 0) {
+            snprintf(vfd_why, sizeof(vfd_why), "write of %zu bytes at %llu: %s", n,
+                     (unsigned long long)addr, strerror(errno));
+            return -1;
+        }
+        ckpt_progress(n, n, ckpt_now_ns() - t0);
+        p += n, addr += n, size -= n;
+    } while (size > 0);
     if (end > f->eof) {
         f->eof = end;
     }
@@ -404,7 +490,7 @@ static herr_t vfd_truncate(H5FD_t *file, hid_t dxpl, hbool_t closing)
     vfd_file_t *f = (vfd_file_t *)file;
 
     (void)dxpl, (void)closing;
-    if (f->eoa == f->eof) {
+    if (f->eoa == f->eof || f->discard) {
         return 0;
     }
     if (ftruncate(f->fd, (off_t)f->eoa) != 0) {
@@ -452,6 +538,19 @@ int ckpt_vfd_set(hid_t fapl)
         return -1;
     }
     return H5Pset_driver(fapl, vfd_id, NULL) < 0 ? -1 : 0;
+}
+
+int ckpt_vfd_discard(hid_t file)
+{
+    void *handle = NULL;
+
+    if (H5Fget_vfd_handle(file, H5P_DEFAULT, &handle) < 0 || handle == NULL) {
+        H5Eclear2(H5E_DEFAULT);
+        return -1;
+    }
+    /* vfd_get_handle gives &f->fd */
+    ((vfd_file_t *)((char *)handle - offsetof(vfd_file_t, fd)))->discard = 1;
+    return 0;
 }
 
 void genie_ckpt_io_stats(genie_ckpt_io_stats_t *stats_p)

@@ -1,6 +1,7 @@
 /*
  * Writing checkpoints: rank files (by executors) and manifests (by the
- * driver), each committed by rename: <name>.tmp created, written, flushed,
+ * driver), each committed by rename: <name>.tmp created (O_EXCL |
+ * O_NOFOLLOW, after removing a stale one), written, flushed,
  * closed, fsync'd, renamed to <name>, then the directory fsync'd, so that
  * <name> either does not exist or is complete on disk.  A fault point sits
  * after every step (genie_ckpt_fault_point, named "<name>: <step>") so a
@@ -90,11 +91,26 @@ static genie_status_t commit_begin(commit_t *c, const char *path)
         return genie_set_error(GENIE_ERR_IO, "genie: checkpoint %s: file access properties: %s", c->tmp,
                                ckpt_h5_reason(why, sizeof(why), NULL));
     }
-    c->f = H5Fcreate(c->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    /* A .tmp left by an earlier attempt is removed: unlink removes a link
+     * itself, never the file it points to.  The new one is created with
+     * O_EXCL | O_NOFOLLOW (ckpt_vfd.c): if anything appears under the name
+     * in between, the create fails instead of writing through it. */
+    if (unlink(c->tmp) != 0 && errno != ENOENT) {
+        int e = errno;
+        H5Pclose(fapl);
+        return genie_set_error(GENIE_ERR_IO, "genie: checkpoint %s: cannot remove the old one: %s", c->tmp,
+                               strerror(e));
+    }
+    c->f = H5Fcreate(c->tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (c->f < 0) {
+        char refusal[512];
+
         ckpt_h5_reason(why, sizeof(why), &sys);
-        unlink(c->tmp);
+        if (ckpt_vfd_why(refusal, sizeof(refusal)) != NULL) {
+            snprintf(why, sizeof(why), "%s", refusal);
+        }
+        unlink(c->tmp);             /* the name only: never what a link points to */
         return genie_set_error(GENIE_ERR_IO, "genie: checkpoint %s: cannot create it: %s", c->tmp, why);
     }
     fault(c, "created");
@@ -106,6 +122,7 @@ static genie_status_t commit_abort(commit_t *c, genie_status_t st)
 {
     ckpt_stage_free(&c->stage);
     if (c->f >= 0) {
+        ckpt_vfd_discard(c->f);
         H5Fclose(c->f);
         H5Eclear2(H5E_DEFAULT);
         c->f = -1;
@@ -117,9 +134,10 @@ static genie_status_t commit_abort(commit_t *c, genie_status_t st)
 /* A write into the .tmp failed: record why, naming the object. */
 static genie_status_t write_failed(commit_t *c, const char *what)
 {
-    char why[256];
+    char why[512];
 
     ckpt_h5_reason(why, sizeof(why), NULL);
+    ckpt_vfd_why(why, sizeof(why));             /* the system's reason, when the driver had one */
     return commit_abort(c, genie_set_error(GENIE_ERR_IO, "genie: checkpoint %s: cannot write %s: %s",
                                            c->tmp, what, why));
 }
@@ -127,7 +145,7 @@ static genie_status_t write_failed(commit_t *c, const char *what)
 /* flush, close, fsync, rename, fsync the directory. */
 static genie_status_t commit_end(commit_t *c)
 {
-    char           dir[PATH_CAP], why[256];
+    char           dir[PATH_CAP], why[512];
     char          *slash;
     hid_t          f = c->f;
     genie_status_t st;
@@ -140,6 +158,13 @@ static genie_status_t commit_end(commit_t *c)
     c->f = -1;
     if (H5Fclose(f) < 0) {
         ckpt_h5_reason(why, sizeof(why), NULL);
+        ckpt_vfd_why(why, sizeof(why));
+        /* HDF5 may keep a file whose close failed: drop its writes and close
+         * it for good, or the library's exit handler trips over it */
+        if (ckpt_vfd_discard(f) == 0) {
+            H5Fclose(f);
+            H5Eclear2(H5E_DEFAULT);
+        }
         return commit_abort(c, genie_set_error(GENIE_ERR_IO, "genie: checkpoint %s: close: %s", c->tmp,
                                                why));
     }

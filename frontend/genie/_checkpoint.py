@@ -15,12 +15,22 @@ the epoch by writing its manifest (``docs/checkpoint-format.md``).
 Policy (environment, set by genie-launch / the Slurm plugin from genie.conf
 or their options):
 
-  GENIE_CHECKPOINT_DIR          where epochs go (nothing is written without it)
+  GENIE_CHECKPOINT_DIR          where epochs go (nothing is written without it);
+                                it must be the user's and not writable by group
+                                or others; in a sticky shared root (/tmp) the job
+                                writes into a subdirectory of its own.  The job
+                                holds it locked until it ends.
   GENIE_CHECKPOINT_EVERY_STEPS  every N decode steps (default 32; 0 = never)
   GENIE_CHECKPOINT_EVERY_S      every T seconds (default 0 = never)
   GENIE_CHECKPOINT_KEEP         complete epochs kept (default 2)
   SIGUSR1                       checkpoint at the next step boundary
   SIGTERM                       checkpoint, then leave (exit status 143)
+
+A checkpoint that fails (a full disk, an executor's write error) never ends
+the generation: it is one ``genie:`` line, the epoch is removed, the newest
+complete epoch stays what it was, and the next periodic checkpoint is tried
+when it is due.  On SIGTERM the job still ends with 143 after one line
+saying what was not saved.
 
 **Restore** (``GENIE_RESTORE_DIR``, ``genie.restore(DIR)``): the newest
 complete epoch is opened; a stream whose key (model fingerprint, prompt and
@@ -42,7 +52,7 @@ import torch
 
 from . import _C
 from ._dtypes import TORCH_TO_CODE
-from ._errors import GenieError
+from ._errors import ExecutorLostError, GenieError
 from ._graph import PHASES
 
 LINEAGE_COLS = 6          # step | phase | input_start | input_len | srg_nodes | epoch
@@ -87,6 +97,24 @@ def _need_hdf5():
     if not hasattr(_C, "ckpt_open"):
         raise GenieError("genie: checkpoints need HDF5, and this build of genie._C has none "
                          "(apt-get install libhdf5-dev, then rebuild)")
+
+
+def _job_dirs_hint(root):
+    """In a sticky shared root each job wrote into its own subdirectory
+    (genie-<user>-<job>): name the user's, since restore wants one of them."""
+    import pwd
+
+    try:
+        user = pwd.getpwuid(os.geteuid()).pw_name
+        mine = sorted(n for n in os.listdir(root) if n.startswith(f"genie-{user}-") and
+                      os.path.isdir(os.path.join(root, n)))
+    except (KeyError, OSError):
+        return ""
+    if not mine:
+        return ""
+    shown = ", ".join(mine[-3:])
+    return (f"; it is a shared root, where each job wrote into its own subdirectory: give one of "
+            f"yours ({shown})")
 
 
 def _say(msg):
@@ -139,12 +167,14 @@ class Checkpoints:
     index (one per process: ``CHECKPOINTS``)."""
 
     def __init__(self):
-        self.root = None
+        self.root = None             # where this job's epochs go
+        self.root_given = None       # the directory asked for (a shared root's parent)
+        self.root_handle = None      # _C.ckpt_root_open: checked and locked for the job's life
+        self.job = None              # this job's id in manifests and rank files (set_root)
         self.every_steps = 32
         self.every_s = 0.0
         self.keep = 2
         self.configured = False
-        self.next_epoch = 1
         self.steps_since = 0
         self.last_time = time.monotonic()
         self.pending = None          # signal name waiting for the next step boundary
@@ -157,7 +187,8 @@ class Checkpoints:
         self.stats = {"dir": None, "restore_dir": None, "epochs_written": 0, "last_epoch": None,
                       "last_reason": None, "bytes": 0, "write_s": 0.0, "executor_write_s": 0.0,
                       "sessions_written": 0, "restored_sessions": 0, "restore_s": 0.0,
-                      "restore_bytes": 0, "restore_fallbacks": 0, "recoveries": 0,
+                      "restore_bytes": 0, "restore_fallbacks": 0, "failed": 0, "last_failure": None,
+                      "recoveries": 0,
                       "recovered_from_checkpoint": 0, "replayed_steps": 0, "replayed_prefills": 0}
 
     # ---- configuration ---------------------------------------------------
@@ -179,23 +210,26 @@ class Checkpoints:
         self.install_handlers()
 
     def set_root(self, root):
+        """Hold `root` as this job's checkpoint directory: checked, created
+        and locked by the C library (genie_ckpt_root_open); in a sticky
+        shared root the job's own subdirectory is used, and said once."""
         _need_hdf5()
         root = os.path.abspath(root)
-        try:
-            os.makedirs(root, mode=0o700, exist_ok=True)
-        except OSError as e:
-            raise GenieError(f"genie: checkpoint directory {root}: {e.strerror}") from None
-        if not os.access(root, os.W_OK | os.X_OK):
-            raise GenieError(f"genie: checkpoint directory {root} is not writable")
-        self.root = root
-        self.stats["dir"] = root
-        # Epoch numbers keep growing across jobs sharing a directory, so a
-        # restored job never overwrites the epoch it restored from.
-        newest = 0
-        for name in os.listdir(root):
-            if name.startswith("epoch-") and name[6:].isdigit():
-                newest = max(newest, int(name[6:]))
-        self.next_epoch = max(self.next_epoch, newest + 1)
+        if self.root_handle is not None and root in (self.root, self.root_given):
+            return
+        if self.job is None:
+            self.job = _job_id()
+        handle = _C.ckpt_root_open(root, self.job)
+        if self.root_handle is not None:
+            _C.ckpt_root_close(self.root_handle)
+        info = _C.ckpt_root_info(handle)
+        self.root_handle = handle
+        self.root_given = root
+        self.root = info["dir"]
+        self.stats["dir"] = self.root
+        if info["shared"]:
+            _say(f"genie: checkpoint directory {root} is shared (sticky, writable by others): this "
+                 f"job's checkpoints go to its own {self.root}")
 
     def set_restore(self, root):
         _need_hdf5()
@@ -248,26 +282,64 @@ class Checkpoints:
     # ---- writing -------------------------------------------------------------
     def write(self, runtime, streams, reason):
         """Checkpoint the streams' sessions as one new epoch.  Returns the
-        epoch number (None when no stream had state on an executor)."""
-        from ._capture import cache_tensors
-
+        epoch number; None when no stream had state on an executor, or when
+        the checkpoint failed (said in one line; the generation goes on).
+        ExecutorLostError is raised for the caller to recover and retry."""
         t0 = time.perf_counter()
-        by_rank = {}
+        by_rank, unsaved = {}, 0
         for s in streams:
             sess = runtime.sessions.get(s.session)
             if s.step < 1 or sess is None or sess.rank is None or runtime.ranks[sess.rank].lost:
+                unsaved += 1
                 continue
             by_rank.setdefault(sess.rank, []).append(s)
         self.pending = None if reason == self.pending else self.pending
+        # Counted from the attempt, so that a failed one is retried when the
+        # next one is due, not at every step.
         self.steps_since = 0
         self.last_time = time.monotonic()
         if not by_rank:
+            if reason in ("SIGUSR1", "SIGTERM"):
+                _say(f"genie: {reason}: no session had state on an executor yet; nothing was saved "
+                     f"({unsaved} not started)")
             return None
-        epoch = self.next_epoch
-        self.next_epoch += 1
-        edir = _C.ckpt_epoch_create(self.root, epoch)
+        epoch = None
+        try:
+            epoch, edir = _C.ckpt_root_new_epoch(self.root_handle)
+            replies, jobs, recs = self._write_epoch(runtime, by_rank, epoch, edir, reason)
+        except ExecutorLostError:
+            self._drop(epoch)
+            raise
+        except GenieError as e:
+            self._failed(epoch, reason, e, sum(len(ss) for ss in by_rank.values()), unsaved)
+            return None
+        for s, rec in recs:
+            s.ckpt = rec
+        try:
+            _C.ckpt_root_prune(self.root_handle, self.keep)
+        except GenieError as e:      # the epoch is committed; old ones stay
+            if not self.prune_warned:
+                _say(f"{e}; older checkpoints are kept")
+                self.prune_warned = True
+        st = self.stats
+        st["epochs_written"] += 1
+        st["last_epoch"] = epoch
+        st["last_reason"] = reason
+        st["bytes"] += sum(r["bytes"] for r in replies)
+        st["executor_write_s"] += max(r["seconds"] for r in replies)
+        st["sessions_written"] += len(recs)
+        st["write_s"] += time.perf_counter() - t0
+        if reason in ("SIGUSR1", "SIGTERM"):
+            rest = f"; {unsaved} sessions not started yet were not saved" if unsaved else ""
+            _say(f"genie: {reason}: checkpointed {len(recs)} sessions to {edir}{rest}")
+        return epoch
+
+    def _write_epoch(self, runtime, by_rank, epoch, edir, reason):
+        """The executors write their rank files of `epoch`, then the driver
+        commits its manifest.  Returns (replies, jobs, [(stream, record)])."""
+        from ._capture import cache_tensors
+
         jobs, recs = [], []
-        job = _job_id()
         for rank, ss in sorted(by_rank.items()):
             path = os.path.join(edir, _C.ckpt_rank_file(rank))
             tuples = []
@@ -284,12 +356,14 @@ class Checkpoints:
                 kv = [(n, TORCH_TO_CODE[v.meta.dtype], tuple(v.meta.shape))
                       for n, v in zip(names, vals)]
                 recs.append((s, CheckpointRecord(path, s.session, s.step, kv, epoch)))
-            jobs.append((rank, epoch, path, job, tuples))
+            jobs.append((rank, epoch, path, self.job, tuples))
         try:
             replies = runtime.cluster.checkpoint(jobs)
+        except ExecutorLostError:
+            raise
         except GenieError:
-            # The epoch stays without a manifest (readers skip it); a lost
-            # rank is found by asking each one, so recovery knows which.
+            # A rank that stopped answering is found by asking each one, so
+            # that the next round recovers its sessions.
             for rank in by_rank:
                 try:
                     runtime._call(rank, runtime.cluster.ping, rank, b"")
@@ -300,27 +374,42 @@ class Checkpoints:
                  for (rank, _, path, _, _), r in zip(jobs, sorted(replies, key=lambda r: r["rank"]))]
         fps = sorted({s.model_fp for ss in by_rank.values() for s in ss})
         _C.ckpt_write_manifest(self.root, {
-            "epoch": epoch, "job": job, "phases": os.environ.get("GENIE_PHASES", ""),
+            "epoch": epoch, "job": self.job, "phases": os.environ.get("GENIE_PHASES", ""),
             "reason": reason, "created": time.time(), "model_fps": fps, "files": files})
-        for s, rec in recs:
-            s.ckpt = rec
+        return replies, jobs, recs
+
+    def _drop(self, epoch):
+        """Remove this job's epoch whose commit failed; if that fails too, it
+        stays without a manifest, which readers skip."""
+        if epoch is None:
+            return
         try:
-            _C.ckpt_prune(self.root, self.keep)
-        except GenieError as e:      # the epoch is committed; old ones stay
-            if not self.prune_warned:
-                _say(f"{e}; older checkpoints are kept")
-                self.prune_warned = True
+            _C.ckpt_root_drop(self.root_handle, epoch)
+        except GenieError:
+            pass
+
+    def _failed(self, epoch, reason, err, n_sessions, unsaved):
+        """One line for a checkpoint that failed; the generation goes on."""
+        self._drop(epoch)
+        detail = str(err).replace("genie: ", "")     # one prefix, ours, for the whole line
         st = self.stats
-        st["epochs_written"] += 1
-        st["last_epoch"] = epoch
-        st["last_reason"] = reason
-        st["bytes"] += sum(r["bytes"] for r in replies)
-        st["executor_write_s"] += max(r["seconds"] for r in replies)
-        st["sessions_written"] += len(recs)
-        st["write_s"] += time.perf_counter() - t0
-        if reason in ("SIGUSR1", "SIGTERM"):
-            _say(f"genie: {reason}: checkpointed {len(recs)} sessions to {edir}")
-        return epoch
+        st["failed"] += 1
+        st["last_failure"] = detail
+        newest = (f"the newest complete checkpoint of this job is still epoch {st['last_epoch']}"
+                  if st["last_epoch"] else "this job has no complete checkpoint yet")
+        what = f"epoch {epoch}" if epoch is not None else "a new epoch"
+        if reason == "SIGTERM":
+            rest = f", nor {unsaved} not started yet" if unsaved else ""
+            _say(f"genie: SIGTERM: the checkpoint ({what}) failed: {detail}; {n_sessions} sessions "
+                 f"were not saved{rest} ({newest}); the job ends")
+        elif reason == "SIGUSR1":
+            _say(f"genie: SIGUSR1: the checkpoint ({what}) failed: {detail}; {newest}; the "
+                 "generation goes on")
+        else:
+            when = (f"in {self.every_steps} steps" if self.every_steps and reason == "steps"
+                    else f"in {self.every_s:g} s")
+            _say(f"genie: checkpoint {what} failed: {detail}; {newest}; the generation goes on "
+                 f"and the next checkpoint is tried {when}")
 
     # ---- restore -------------------------------------------------------------
     def _restore_epoch(self, i):
@@ -330,8 +419,8 @@ class Checkpoints:
             try:
                 first = _C.ckpt_open(self.restore_root)
             except FileNotFoundError:
-                raise GenieError(f"genie: restore: no complete checkpoint in {self.restore_root}") \
-                    from None
+                raise GenieError(f"genie: restore: no complete checkpoint in {self.restore_root}"
+                                 f"{_job_dirs_hint(self.restore_root)}") from None
             for epoch, why in first["skipped"]:
                 _say(f"genie: restore: skipping epoch {epoch}: {why}")
             _say(f"genie: restore: using {first['dir']} (job {first['job'] or '?'}, "

@@ -144,14 +144,17 @@ static void build(genie_ckpt_session_t *s, genie_ckpt_kv_t kv[NKV], int i)
     s->kv = kv;
 }
 
+/* The job every file here names (a rank file's job must be its manifest's). */
+#define FUZZ_JOB "fuzz"
+
 /* Epoch `epoch`: rank-0002.h5 with sessions 5 and 6, and its manifest. */
 static uint64_t write_epoch(uint64_t epoch)
 {
     genie_ckpt_session_t    s[2];
     genie_ckpt_kv_t         kv[2][NKV];
-    genie_ckpt_rank_info_t  info = { .epoch = epoch, .rank = 2 };
+    genie_ckpt_rank_info_t  info = { .epoch = epoch, .rank = 2, .job = FUZZ_JOB };
     genie_ckpt_file_entry_t fe = { .rank = 2, .sessions = 2 };
-    genie_ckpt_manifest_t   m = { .epoch = epoch, .n_files = 1, .files = &fe };
+    genie_ckpt_manifest_t   m = { .epoch = epoch, .job = FUZZ_JOB, .n_files = 1, .files = &fe };
     char                    dir[512], path[700];
 
     build(&s[0], kv[0], 0);
@@ -172,7 +175,7 @@ static uint64_t write_epoch(uint64_t epoch)
 static void rewrite_manifest(uint64_t epoch, uint64_t bytes, uint32_t sessions)
 {
     genie_ckpt_file_entry_t fe = { .rank = 2, .sessions = sessions, .bytes = bytes };
-    genie_ckpt_manifest_t   m = { .epoch = epoch, .n_files = 1, .files = &fe };
+    genie_ckpt_manifest_t   m = { .epoch = epoch, .job = FUZZ_JOB, .n_files = 1, .files = &fe };
 
     snprintf(fe.name, sizeof(fe.name), "rank-0002.h5");
     if (genie_ckpt_write_manifest(root, &m) != GENIE_OK) {
@@ -644,7 +647,7 @@ static uint32_t write_hostile(const char *path, int kind)
         job[300] = '\0';
         a_text(f, "job", job);
     } else {
-        a_text(f, "job", "fuzz");
+        a_text(f, "job", FUZZ_JOB);
     }
     a_put(f, "created", H5T_IEEE_F64LE, &created);
     a_u32(f, "n_sessions", kind == H_N_SESSIONS_HUGE ? 0xffffffffu : kind == H_N_SESSIONS_MORE ? 3
@@ -853,7 +856,7 @@ static void write_hostile_manifest(const char *path, int kind, uint64_t rank_byt
     a_text(f, "format", kind == M_FORMAT ? "genie-checkpoint-rank" : "genie-checkpoint-manifest");
     a_i32(f, "version", 1);
     a_u64(f, "epoch", kind == M_EPOCH ? 2 : 3);
-    a_text(f, "job", "fuzz");
+    a_text(f, "job", FUZZ_JOB);
     a_text(f, "phases", "decode:1");
     if (kind == M_REASON_OVERSIZED) {
         a_text(f, "reason", "a reason much longer than the thirty-two bytes it may have");

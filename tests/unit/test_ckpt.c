@@ -110,6 +110,9 @@ static const rank_spec_t SMALL[2] = {
 };
 
 static char root[256];
+/* The job the rank files and the manifest name (equal unless a test wants
+ * a rank file of another job in an epoch). */
+static const char *rank_job = "job-42", *manifest_job = "job-42";
 
 static uint64_t xorshift(uint64_t *s)
 {
@@ -219,7 +222,7 @@ static uint64_t write_rank_file(const rank_spec_t *rs, uint64_t epoch)
     uint64_t               bytes = 0;
 
     snprintf(info.phase, sizeof(info.phase), "decode");
-    snprintf(info.job, sizeof(info.job), "job-42.0");
+    snprintf(info.job, sizeof(info.job), "%s", rank_job);
     genie_ckpt_epoch_path(root, epoch, dir, sizeof(dir));
     genie_ckpt_rank_file_name(rs->rank, name, sizeof(name));
     snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -242,7 +245,7 @@ static void fill_manifest(genie_ckpt_manifest_t *m, genie_ckpt_file_entry_t *fil
 {
     memset(m, 0, sizeof(*m));
     m->epoch = epoch;
-    snprintf(m->job, sizeof(m->job), "job-42");
+    snprintf(m->job, sizeof(m->job), "%s", manifest_job);
     snprintf(m->phases, sizeof(m->phases), "prefill:1,decode:2");
     snprintf(m->reason, sizeof(m->reason), "steps");
     m->created = 1700000000.5 + (double)epoch;
@@ -259,13 +262,13 @@ static void fill_manifest(genie_ckpt_manifest_t *m, genie_ckpt_file_entry_t *fil
     }
 }
 
-static void write_epoch(const rank_spec_t *spec, uint64_t epoch)
+/* The rank files and the manifest of `epoch`, whose directory exists. */
+static void write_epoch_files(const rank_spec_t *spec, uint64_t epoch)
 {
     genie_ckpt_manifest_t   m;
     genie_ckpt_file_entry_t files[2];
     uint64_t                bytes[2];
 
-    assert_int_equal(genie_ckpt_epoch_create(root, epoch), GENIE_OK);
     for (int r = 0; r < 2; r++) {
         bytes[r] = write_rank_file(&spec[r], epoch);
     }
@@ -273,6 +276,25 @@ static void write_epoch(const rank_spec_t *spec, uint64_t epoch)
     if (genie_ckpt_write_manifest(root, &m) != GENIE_OK) {
         fail_msg("write_manifest: %s", genie_last_error());
     }
+}
+
+static void write_epoch(const rank_spec_t *spec, uint64_t epoch)
+{
+    assert_int_equal(genie_ckpt_epoch_create(root, epoch), GENIE_OK);
+    write_epoch_files(spec, epoch);
+}
+
+/* The job's next epoch (genie_ckpt_root_new_epoch), written; its number. */
+static uint64_t write_new_epoch(genie_ckpt_root_t *r, const rank_spec_t *spec)
+{
+    uint64_t epoch = 0;
+    char     dir[512];
+
+    if (genie_ckpt_root_new_epoch(r, &epoch, dir, sizeof(dir)) != GENIE_OK) {
+        fail_msg("root_new_epoch: %s", genie_last_error());
+    }
+    write_epoch_files(spec, epoch);
+    return epoch;
 }
 
 /* Every session of the opened epoch equals the spec's for `epoch`, and
@@ -708,33 +730,44 @@ static void test_crash_at_every_point(void **state)
     assert_string_equal(where, "manifest.h5: directory fsynced");
     print_message("epoch commit killed at each of its %ld fault points: always a complete epoch\n", points);
 
-    /* prune keeps the newest complete epochs and an incomplete newer one */
-    write_epoch(SMALL, 2);                                   /* 1, 2 complete */
+    /* prune (of this job's epochs: all of these are) keeps the newest
+     * complete epochs and an incomplete newer one */
     {
-        pid_t pid = fork();
-        int   status;
-        if (pid == 0) {
-            setenv("GENIE_CKPT_CRASH_AT", "5", 1);           /* inside rank-0002.h5 of epoch 3 */
-            write_epoch(SMALL, 3);
-            _exit(0);
+        genie_ckpt_root_t *r = NULL;
+        uint64_t           e3 = 0;
+
+        assert_int_equal(genie_ckpt_root_open(root, "job-42", &r), GENIE_OK);
+        assert_int_equal(genie_ckpt_root_first_epoch(r), 3);    /* 1 and 2 were there before */
+        assert_int_equal(genie_ckpt_root_new_epoch(r, &e3, dir, sizeof(dir)), GENIE_OK);
+        assert_int_equal(e3, 3);
+        {
+            pid_t pid = fork();
+            int   status;
+            if (pid == 0) {
+                setenv("GENIE_CKPT_CRASH_AT", "5", 1);       /* inside rank-0002.h5 of epoch 3 */
+                write_epoch_files(SMALL, 3);
+                _exit(0);
+            }
+            waitpid(pid, &status, 0);
+            assert_true(WIFSIGNALED(status));
         }
-        waitpid(pid, &status, 0);
-        assert_true(WIFSIGNALED(status));
+        assert_int_equal(write_new_epoch(r, SMALL), 4);
+        assert_int_equal(write_new_epoch(r, SMALL), 5);
+        genie_ckpt_epoch_path(root, 3, dir, sizeof(dir));
+        assert_true(exists(dir));
+        assert_int_equal(genie_ckpt_root_prune(r, 1, &removed), GENIE_OK);
+        assert_int_equal(removed, 2);                        /* epoch 4 and the incomplete 3 */
+        assert_false(exists(dir));
+        for (uint64_t e = 1; e <= 2; e++) {                  /* from before this job's hold */
+            genie_ckpt_epoch_path(root, e, dir, sizeof(dir));
+            assert_true(exists(dir));
+        }
+        genie_ckpt_root_close(r);
     }
-    assert_int_equal(genie_ckpt_prune(root, 1, &removed), GENIE_OK);
-    assert_int_equal(removed, 1);                            /* epoch 1 */
-    genie_ckpt_epoch_path(root, 1, dir, sizeof(dir));
-    assert_false(exists(dir));
-    genie_ckpt_epoch_path(root, 3, dir, sizeof(dir));
-    assert_true(exists(dir));                                /* may be being written */
-    write_epoch(SMALL, 4);
-    assert_int_equal(genie_ckpt_prune(root, 1, &removed), GENIE_OK);
-    assert_int_equal(removed, 2);                            /* epoch 2 and the incomplete 3 */
-    assert_false(exists(dir));
     {
         genie_ckpt_t *ck = NULL;
         assert_int_equal(genie_ckpt_open(root, 0, NULL, NULL, &ck), GENIE_OK);
-        check_epoch(ck, SMALL, 4);
+        check_epoch(ck, SMALL, 5);
         genie_ckpt_close(ck);
     }
 }

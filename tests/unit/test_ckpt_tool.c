@@ -104,6 +104,7 @@ static void write_epoch(uint64_t epoch, int with_manifest)
         s[i].kv = kv;
     }
     snprintf(info.phase, sizeof(info.phase), "decode");
+    snprintf(info.job, sizeof(info.job), "job-7");
     snprintf(m.job, sizeof(m.job), "job-7");
     snprintf(m.phases, sizeof(m.phases), "prefill:1,decode:1");
     snprintf(m.reason, sizeof(m.reason), "SIGUSR1");

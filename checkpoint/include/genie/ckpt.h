@@ -100,23 +100,68 @@ typedef struct genie_ckpt_manifest {
 
 /* "<root>/epoch-%08llu" into out (cap bytes). */
 genie_status_t genie_ckpt_epoch_path(const char *root, uint64_t epoch, char *out, size_t cap);
-/* mkdir -p of the epoch's directory (mode 0700 for new directories). */
+/* mkdir -p of the epoch's directory (mode 0700 for new directories; each
+ * one created is checked: a real directory, the user's, not writable by
+ * group or others).  A job's driver uses genie_ckpt_root_new_epoch. */
 genie_status_t genie_ckpt_epoch_create(const char *root, uint64_t epoch);
 /* "rank-%04d.h5" */
 void           genie_ckpt_rank_file_name(int32_t rank, char *out, size_t cap);
 
+/* ---- a job's checkpoint directory ---------------------------------------------- */
+
+/* A checkpoint directory held by one job for writing (docs/checkpoint-format.md
+ * section 1, "Who may write a directory").  Opening it:
+ *   - creates what is missing of `dir` (mode 0700), checking every directory
+ *     it creates;
+ *   - uses `dir` itself if it is a directory of the user (effective uid)
+ *     that neither group nor others may write;
+ *   - in a sticky directory that others may write (a shared root like /tmp,
+ *     mode 1777, owned by root or the user), creates and uses the job's own
+ *     subdirectory "genie-<user>-<job>" (mode 0700) instead;
+ *   - refuses anything else (GENIE_ERR_DENIED, one line saying why and what
+ *     to do), and `dir` inside a directory others may write that is not
+ *     sticky (they could move `dir` away and put theirs in its place);
+ *   - locks the directory used for the job's life (flock on its genie.lock,
+ *     which records the job, pid and host); a directory another job holds is
+ *     refused (GENIE_ERR_DENIED) naming that job.
+ * The job's epochs (those genie_ckpt_root_new_epoch created) are numbered
+ * from the newest epoch present + 1, and only they are ever pruned or
+ * dropped.  `job` is the writing job's id (the manifests' and rank files'
+ * `job`). */
+typedef struct genie_ckpt_root genie_ckpt_root_t;
+
+genie_status_t genie_ckpt_root_open(const char *dir, const char *job, genie_ckpt_root_t **root_p);
+/* The directory the job's epochs go to (`dir`, or the job's subdirectory of
+ * a shared root). */
+const char    *genie_ckpt_root_dir(const genie_ckpt_root_t *r);
+/* 1 when genie_ckpt_root_dir is the job's subdirectory of a shared root. */
+int            genie_ckpt_root_shared(const genie_ckpt_root_t *r);
+/* The job's first epoch number (epochs below it were there before). */
+uint64_t       genie_ckpt_root_first_epoch(const genie_ckpt_root_t *r);
+/* Create the directory of the job's next epoch (mode 0700; it must not
+ * exist): *epoch_p, and its path in dir (cap). */
+genie_status_t genie_ckpt_root_new_epoch(genie_ckpt_root_t *r, uint64_t *epoch_p, char *dir, size_t cap);
+/* Remove an epoch of this job whose commit failed (all its files);
+ * GENIE_ERR_INVALID for an epoch this job did not create. */
+genie_status_t genie_ckpt_root_drop(genie_ckpt_root_t *r, uint64_t epoch);
+/* Of this job's epochs, remove all complete ones but the newest `keep`, and
+ * every incomplete one older than its newest complete one; epochs of other
+ * jobs are never touched.  *removed_p (may be NULL). */
+genie_status_t genie_ckpt_root_prune(genie_ckpt_root_t *r, uint32_t keep, uint32_t *removed_p);
+/* Unlock and forget (NULL: nothing). */
+void           genie_ckpt_root_close(genie_ckpt_root_t *r);
+
 /* ---- writing (commit by rename) -------------------------------------------- */
 
-/* Write `path` (a rank file) atomically; *bytes_p = its size. */
+/* Write `path` (a rank file) atomically; *bytes_p = its size.  A stale
+ * <path>.tmp is removed (the link itself, never what it points to) and the
+ * new one created with O_EXCL | O_NOFOLLOW. */
 genie_status_t genie_ckpt_write_rank(const char *path, const genie_ckpt_rank_info_t *info,
                                      const genie_ckpt_session_t *sessions, uint32_t n,
                                      uint64_t *bytes_p);
 /* Write <epoch dir>/manifest.h5 atomically.  Refuses unless every file it
  * lists exists in the epoch directory with the recorded size. */
 genie_status_t genie_ckpt_write_manifest(const char *root, const genie_ckpt_manifest_t *m);
-/* Remove all but the newest `keep` complete epochs, and every incomplete
- * epoch older than the newest complete one.  *removed_p (may be NULL). */
-genie_status_t genie_ckpt_prune(const char *root, uint32_t keep, uint32_t *removed_p);
 
 /* ---- listing and opening ----------------------------------------------------- */
 
@@ -129,6 +174,7 @@ typedef struct genie_ckpt_epoch_info {
     uint64_t bytes;                         /* all files of the epoch */
     double   created;
     char     reason[32];
+    char     job[GENIE_CKPT_TEXT_MAX];      /* the manifest's job (complete epochs) */
 } genie_ckpt_epoch_info_t;
 
 /* Every epoch directory under root, oldest first (caller frees *epochs_p). */
@@ -186,6 +232,19 @@ typedef struct genie_ckpt_io_stats {
 } genie_ckpt_io_stats_t;
 
 void genie_ckpt_io_stats(genie_ckpt_io_stats_t *stats_p);
+
+/* ---- progress while a file is read or written ------------------------------- */
+
+/* A process-wide hook the rank-file writer and the KV reader call between
+ * pieces of their I/O (every read or write, and the writeback before the
+ * final fsync, goes in pieces of 256 KiB to 4 MiB, sized to take about
+ * 25 ms on the disk at hand): once 10 ms or 4 MiB have passed since the
+ * last call, so at least every 100 ms of I/O on disks down to about
+ * 3.5 MB/s, and an executor busy with a large file still answers liveness
+ * probes.  fn runs in the thread doing the I/O, in the middle of an HDF5
+ * call: it must not call into this library or HDF5.  NULL fn: no hook
+ * (and 4 MiB pieces). */
+void genie_ckpt_set_progress(void (*fn)(void *arg), void *arg);
 
 /* ---- fault injection (tests) -------------------------------------------------- */
 

@@ -2,8 +2,9 @@
  * genie._C checkpoint functions: the driver's side of checkpoints
  * (checkpoint/include/genie/ckpt.h, docs/checkpoint-format.md).  Executors
  * write and read the rank files themselves (CHECKPOINT / RESTORE requests);
- * the driver creates an epoch's directory, writes its manifest once every
- * rank file is committed, prunes old epochs, and opens an epoch's metadata
+ * the driver holds the job's checkpoint directory (checked and locked),
+ * creates an epoch's directory, writes its manifest once every rank file is
+ * committed, prunes its old epochs, and opens an epoch's metadata
  * to know which sessions it can resume.  Built only with HDF5.
  */
 #include "pygenie.h"
@@ -24,23 +25,150 @@ static PyObject *raise_ckpt(genie_status_t st)
     return NULL;
 }
 
-/* ckpt_epoch_create(root, epoch) -> epoch directory */
-static PyObject *py_epoch_create(PyObject *self, PyObject *args)
+/* ---- the job's checkpoint directory (genie_ckpt_root_*) ---------------------
+ * A capsule holding a box, so that ckpt_root_close can end the hold before
+ * the capsule goes (a capsule's pointer cannot be set to NULL). */
+
+#define ROOT_CAPSULE "genie.ckpt_root"
+
+typedef struct root_box {
+    genie_ckpt_root_t *r;
+} root_box_t;
+
+static void root_capsule_free(PyObject *cap)
 {
-    const char        *root;
-    unsigned long long epoch;
+    root_box_t *b = PyCapsule_GetPointer(cap, ROOT_CAPSULE);
+
+    if (b != NULL) {
+        genie_ckpt_root_close(b->r);
+        free(b);
+    }
+}
+
+static genie_ckpt_root_t *root_of(PyObject *cap)
+{
+    root_box_t *b = PyCapsule_GetPointer(cap, ROOT_CAPSULE);
+
+    if (b == NULL) {
+        return NULL;
+    }
+    if (b->r == NULL) {
+        PyErr_SetString(GeniePy_Error, "genie: checkpoint directory already closed");
+        return NULL;
+    }
+    return b->r;
+}
+
+/* ckpt_root_open(dir, job) -> handle: the directory checked, created and
+ * locked for this job (genie_ckpt_root_open) */
+static PyObject *py_root_open(PyObject *self, PyObject *args)
+{
+    const char        *dir, *job;
+    genie_ckpt_root_t *r = NULL;
+    root_box_t        *b;
+    PyObject          *cap;
+    genie_status_t     st;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "ss", &dir, &job)) {
+        return NULL;
+    }
+    if ((st = genie_ckpt_root_open(dir, job, &r)) != GENIE_OK) {
+        return raise_ckpt(st);
+    }
+    if ((b = calloc(1, sizeof(*b))) == NULL) {
+        genie_ckpt_root_close(r);
+        return PyErr_NoMemory();
+    }
+    b->r = r;
+    if ((cap = PyCapsule_New(b, ROOT_CAPSULE, root_capsule_free)) == NULL) {
+        genie_ckpt_root_close(r);
+        free(b);
+    }
+    return cap;
+}
+
+/* ckpt_root_info(handle) -> dict(dir, shared, first_epoch) */
+static PyObject *py_root_info(PyObject *self, PyObject *cap)
+{
+    genie_ckpt_root_t *r = root_of(cap);
+
+    (void)self;
+    if (r == NULL) {
+        return NULL;
+    }
+    return Py_BuildValue("{s:s,s:O,s:K}", "dir", genie_ckpt_root_dir(r), "shared",
+                         genie_ckpt_root_shared(r) ? Py_True : Py_False, "first_epoch",
+                         (unsigned long long)genie_ckpt_root_first_epoch(r));
+}
+
+/* ckpt_root_new_epoch(handle) -> (epoch, its directory, created) */
+static PyObject *py_root_new_epoch(PyObject *self, PyObject *cap)
+{
+    genie_ckpt_root_t *r = root_of(cap);
+    uint64_t           epoch = 0;
     char               dir[4096];
     genie_status_t     st;
 
     (void)self;
-    if (!PyArg_ParseTuple(args, "sK", &root, &epoch)) {
+    if (r == NULL) {
         return NULL;
     }
-    if ((st = genie_ckpt_epoch_create(root, epoch)) != GENIE_OK ||
-        (st = genie_ckpt_epoch_path(root, epoch, dir, sizeof(dir))) != GENIE_OK) {
+    if ((st = genie_ckpt_root_new_epoch(r, &epoch, dir, sizeof(dir))) != GENIE_OK) {
         return raise_ckpt(st);
     }
-    return PyUnicode_FromString(dir);
+    return Py_BuildValue("(Ks)", (unsigned long long)epoch, dir);
+}
+
+/* ckpt_root_drop(handle, epoch): remove an epoch of this job that failed */
+static PyObject *py_root_drop(PyObject *self, PyObject *args)
+{
+    PyObject          *cap;
+    unsigned long long epoch;
+    genie_ckpt_root_t *r;
+    genie_status_t     st;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OK", &cap, &epoch) || (r = root_of(cap)) == NULL) {
+        return NULL;
+    }
+    if ((st = genie_ckpt_root_drop(r, epoch)) != GENIE_OK) {
+        return raise_ckpt(st);
+    }
+    Py_RETURN_NONE;
+}
+
+/* ckpt_root_prune(handle, keep) -> epochs removed (this job's only) */
+static PyObject *py_root_prune(PyObject *self, PyObject *args)
+{
+    PyObject          *cap;
+    unsigned int       keep;
+    uint32_t           removed = 0;
+    genie_ckpt_root_t *r;
+    genie_status_t     st;
+
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OI", &cap, &keep) || (r = root_of(cap)) == NULL) {
+        return NULL;
+    }
+    if ((st = genie_ckpt_root_prune(r, keep, &removed)) != GENIE_OK) {
+        return raise_ckpt(st);
+    }
+    return PyLong_FromUnsignedLong(removed);
+}
+
+/* ckpt_root_close(handle): unlock now (the capsule's end does it too) */
+static PyObject *py_root_close(PyObject *self, PyObject *cap)
+{
+    root_box_t *b = PyCapsule_GetPointer(cap, ROOT_CAPSULE);
+
+    (void)self;
+    if (b == NULL) {
+        return NULL;
+    }
+    genie_ckpt_root_close(b->r);
+    b->r = NULL;
+    Py_RETURN_NONE;
 }
 
 /* ckpt_rank_file(rank) -> "rank-0002.h5" */
@@ -149,24 +277,6 @@ out:
     return result;
 }
 
-/* ckpt_prune(root, keep) -> epochs removed */
-static PyObject *py_prune(PyObject *self, PyObject *args)
-{
-    const char    *root;
-    unsigned int   keep;
-    uint32_t       removed = 0;
-    genie_status_t st;
-
-    (void)self;
-    if (!PyArg_ParseTuple(args, "sI", &root, &keep)) {
-        return NULL;
-    }
-    if ((st = genie_ckpt_prune(root, keep, &removed)) != GENIE_OK) {
-        return raise_ckpt(st);
-    }
-    return PyLong_FromUnsignedLong(removed);
-}
-
 static void note_skipped(uint64_t epoch, const char *why, void *arg)
 {
     PyObject *t = Py_BuildValue("(Ks)", (unsigned long long)epoch, why);
@@ -266,12 +376,20 @@ out:
 }
 
 static PyMethodDef ckpt_methods[] = {
-    { "ckpt_epoch_create", py_epoch_create, METH_VARARGS,
-      "ckpt_epoch_create(root, epoch) -> the epoch's directory (created)" },
+    { "ckpt_root_open", py_root_open, METH_VARARGS,
+      "ckpt_root_open(dir, job) -> handle: the job's checkpoint directory, checked and locked" },
+    { "ckpt_root_info", py_root_info, METH_O,
+      "ckpt_root_info(handle) -> dict(dir, shared, first_epoch)" },
+    { "ckpt_root_new_epoch", py_root_new_epoch, METH_O,
+      "ckpt_root_new_epoch(handle) -> (epoch, directory): the job's next epoch, created" },
+    { "ckpt_root_drop", py_root_drop, METH_VARARGS,
+      "ckpt_root_drop(handle, epoch): remove an epoch of this job whose commit failed" },
+    { "ckpt_root_prune", py_root_prune, METH_VARARGS,
+      "ckpt_root_prune(handle, keep) -> epochs removed (this job's only)" },
+    { "ckpt_root_close", py_root_close, METH_O, "ckpt_root_close(handle): release the lock now" },
     { "ckpt_rank_file", py_rank_file, METH_O, "ckpt_rank_file(rank) -> file name in an epoch" },
     { "ckpt_write_manifest", py_write_manifest, METH_VARARGS,
       "ckpt_write_manifest(root, dict): commit an epoch (all its rank files must be written)" },
-    { "ckpt_prune", py_prune, METH_VARARGS, "ckpt_prune(root, keep) -> epochs removed" },
     { "ckpt_open", py_open, METH_VARARGS,
       "ckpt_open(root, epoch=0) -> dict (newest complete epoch by default); "
       "FileNotFoundError when there is none" },
