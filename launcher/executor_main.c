@@ -24,6 +24,9 @@
 #include <unistd.h>
 
 #include "executor.h"
+#ifdef GENIE_HAVE_CHECKPOINT
+#include "genie/ckpt.h"
+#endif
 #include "genie/phase_spec.h"
 
 static unsigned term_grace_s = 60;
@@ -253,6 +256,10 @@ int main(int argc, char **argv)
         }
     }
     genie_exec_set_tick(exec, exec_tick, ucx);
+#ifdef GENIE_HAVE_CHECKPOINT
+    /* The same while a rank file is written or read. */
+    genie_ckpt_set_progress(exec_tick, ucx);
+#endif
     install_signals();
     srv.ucx  = ucx;
     srv.exec = exec;
