@@ -80,6 +80,11 @@ static void *serve(void *arg)
             usleep(1000);
             continue;
         }
+        if (atomic_load(&pr->mode) == MODE_BUSY) {
+            atomic_store(&pr->parked, 1);       /* receives, serves nothing */
+            genie_ucx_poll(pr->u[1]);
+            continue;
+        }
         if (genie_ucx_next(pr->u[1], 20, &m) != GENIE_OK) {
             continue;
         }
@@ -139,7 +144,7 @@ static void set_mode(pair_t *pr, int mode)
 {
     atomic_store(&pr->parked, 0);
     atomic_store(&pr->mode, mode);
-    if (mode == MODE_STOPPED) {
+    if (mode == MODE_STOPPED || mode == MODE_BUSY) {
         while (!atomic_load(&pr->parked)) {
             usleep(1000);
         }
@@ -276,6 +281,47 @@ static void test_message_needs_its_connection_token(void **state)
         genie_ucx_poll(pr->u[0]);
     }
     assert_int_equal(atomic_load(&pr->served), served + 2);
+}
+
+/* Finding: a peer could queue requests without bound (each one's payload
+ * held until served).  One connection may have 16384 requests waiting
+ * (GENIE_UCX_MAX_QUEUED); the rest are refused, counted, and the queued
+ * ones are all served afterwards. */
+static void test_queue_per_connection_is_capped(void **state)
+{
+    pair_t          *pr = *state;
+    void            *conn = NULL;
+    genie_wire_hdr_t h;
+    const int        cap = 16384, extra = 200;
+    int              served;
+    uint64_t         dropped;
+
+    assert_int_equal(genie_ucx_connect_extra(pr->u[0], 1, SECRET, &conn), GENIE_OK);
+    set_mode(pr, MODE_BUSY);
+    served  = atomic_load(&pr->served);
+    dropped = genie_ucx_dropped(pr->u[1]);
+    for (int i = 0; i < cap + extra; i++) {
+        genie_wire_hdr_init(&h, GENIE_MSG_SESSION_INFO, (uint32_t)(1000 + i), 0, 8, 0);
+        h.conn = genie_ucx_conn_token(conn);
+        assert_int_equal(genie_ucx_send_raw(pr->u[0], conn, &h, sizeof(h), "12345678", 8), GENIE_OK);
+        if (i % 256 == 0) {
+            genie_ucx_poll(pr->u[0]);
+        }
+    }
+    for (double t0 = now_s(); genie_ucx_dropped(pr->u[1]) < dropped + extra && now_s() - t0 < 10;) {
+        genie_ucx_poll(pr->u[0]);
+        usleep(1000);
+    }
+    assert_true(genie_ucx_dropped(pr->u[1]) >= dropped + extra);
+    set_mode(pr, MODE_SERVE);
+    for (double t0 = now_s(); atomic_load(&pr->served) < served + cap && now_s() - t0 < 20;) {
+        genie_ucx_poll(pr->u[0]);
+        usleep(1000);
+    }
+    for (double t0 = now_s(); now_s() - t0 < 0.2;) {
+        genie_ucx_poll(pr->u[0]);
+    }
+    assert_int_equal(atomic_load(&pr->served), served + cap);
 }
 
 /* Finding: any reply was queued, so a peer could fill the driver's memory
@@ -465,6 +511,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unsolicited_replies_are_dropped, pair_setup,
                                         pair_teardown),
         cmocka_unit_test_setup_teardown(test_liveness, pair_setup, pair_teardown),
+        cmocka_unit_test_setup_teardown(test_queue_per_connection_is_capped, pair_setup,
+                                        pair_teardown),
         cmocka_unit_test_setup_teardown(test_failed_send_never_uses_the_buffer_later, pair_setup,
                                         pair_teardown),
         cmocka_unit_test_setup_teardown(test_gets_count_what_arrived, pair_setup, pair_teardown),
