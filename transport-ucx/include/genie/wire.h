@@ -11,9 +11,9 @@
  *   | magic u32 | version u16 | type u16 | seq u32 | status i32 | payload_len u64 | aux u64 |
  *   | conn u64 |
  *
- * conn is the connection's token: 0 on HELLO; the HELLO reply carries the
- * token the accepting side chose, and every later message on that
- * connection, in both directions, carries it (docs/wire-protocol.md, 2).
+ * conn is the connection's token, chosen by the dialer (64 random bits, never
+ * 0): its HELLO carries it, and so does every later message on that
+ * connection, in both directions (docs/wire-protocol.md).
  *
  * All integers are little-endian (the only byte order Genie runs on; checked
  * at compile time below).  Payloads are built from the primitives below:
@@ -60,7 +60,7 @@ typedef enum genie_msg_type {
     GENIE_MSG_CHECKPOINT   = 15,  /* epoch, path, sessions    -> bytes, seconds  */
     GENIE_MSG_RESTORE      = 16,  /* path, session, objects   -> bytes, seconds  */
     GENIE_MSG_KV_OFFER     = 17,  /* session, objects + rkeys -> bytes got       */
-    GENIE_MSG_FENCE        = 18,  /* rank, reason             -> ok              */
+    GENIE_MSG_FENCE        = 18,  /* rank, reason             (no reply)         */
     GENIE_MSG_TYPE_COUNT
 } genie_msg_type_t;
 
@@ -74,7 +74,7 @@ typedef struct genie_wire_hdr {
     int32_t  status;        /* replies: genie_status_t of the request         */
     uint64_t payload_len;   /* bytes of AM data that follow                   */
     uint64_t aux;           /* type-specific (RUN: plan hash)                 */
-    uint64_t conn;          /* connection token; 0 on HELLO                   */
+    uint64_t conn;          /* connection token (the dialer's, never 0)       */
 } genie_wire_hdr_t;
 
 _Static_assert(sizeof(genie_wire_hdr_t) == 40, "wire header is 40 bytes: bump GENIE_WIRE_VERSION");
