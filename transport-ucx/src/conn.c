@@ -301,11 +301,25 @@ static void ep_error(void *arg, ucp_ep_h ep, ucs_status_t status)
     }
 }
 
+/* An endpoint to a worker address with peer-failure handling: UCX calls
+ * ep_error(c) when it fails. */
+static ucs_status_t ep_to(genie_ucx_t *u, const void *addr, genie_ucx_conn_t *c, ucp_ep_h *ep_p)
+{
+    ucp_ep_params_t ep = {0};
+
+    ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
+                    UCP_EP_PARAM_FIELD_ERR_HANDLER;
+    ep.address         = addr;
+    ep.err_mode        = UCP_ERR_HANDLING_MODE_PEER;
+    ep.err_handler.cb  = ep_error;
+    ep.err_handler.arg = c;
+    return ucp_ep_create(u->worker, &ep, ep_p);
+}
+
 genie_status_t genie_ucx_ep_create(genie_ucx_t *u, genie_ucx_peer_t *p, int outgoing,
                                    genie_ucx_conn_t **conn_p)
 {
     genie_ucx_conn_t *c = calloc(1, sizeof(*c));
-    ucp_ep_params_t   ep = {0};
     ucs_status_t      s;
 
     if (c == NULL) {
@@ -315,13 +329,7 @@ genie_status_t genie_ucx_ep_create(genie_ucx_t *u, genie_ucx_peer_t *p, int outg
     c->rank     = p->info.rank;
     c->outgoing = outgoing;
     c->token    = new_token(u);
-    ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
-                    UCP_EP_PARAM_FIELD_ERR_HANDLER;
-    ep.address         = p->addr;
-    ep.err_mode        = UCP_ERR_HANDLING_MODE_PEER;
-    ep.err_handler.cb  = ep_error;
-    ep.err_handler.arg = c;
-    s = ucp_ep_create(u->worker, &ep, &c->ep);
+    s = ep_to(u, p->addr, c, &c->ep);
     if (s != UCS_OK) {
         free(c);
         return genie_ucx_ucs_error(s, "ucp_ep_create");
@@ -343,7 +351,6 @@ genie_status_t genie_ucx_ep_create(genie_ucx_t *u, genie_ucx_peer_t *p, int outg
 genie_status_t genie_ucx_conn_pin(genie_ucx_t *u, genie_ucx_conn_t *c)
 {
     genie_ucx_peer_t *p;
-    ucp_ep_params_t   ep = {0};
     ucp_ep_h          mine = NULL;
     ucs_status_t      s;
 
@@ -359,13 +366,7 @@ genie_status_t genie_ucx_conn_pin(genie_ucx_t *u, genie_ucx_conn_t *c)
     if (p->addr == NULL) {
         return genie_set_error(GENIE_ERR_TRANSPORT, "no worker address for rank %d", (int)c->rank);
     }
-    ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
-                    UCP_EP_PARAM_FIELD_ERR_HANDLER;
-    ep.address         = p->addr;
-    ep.err_mode        = UCP_ERR_HANDLING_MODE_PEER;
-    ep.err_handler.cb  = ep_error;
-    ep.err_handler.arg = c;
-    if ((s = ucp_ep_create(u->worker, &ep, &mine)) != UCS_OK) {
+    if ((s = ep_to(u, p->addr, c, &mine)) != UCS_OK) {
         return genie_ucx_ucs_error(s, "ucp_ep_create (pinning an incoming connection)");
     }
     if (mine != c->ep) {
