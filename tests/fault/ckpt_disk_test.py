@@ -41,12 +41,10 @@ import sys
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fault_test import Fail, finish_job, load  # noqa: E402  (the fault tests' job helpers)
 PROMPTS, TOKENS, EVERY = 8, 48, 4
 SKIP = 77
-
-
-class Fail(Exception):
-    pass
 
 
 class Skip(Exception):
@@ -159,28 +157,7 @@ def launch(args, ckpt_dir, app_args, restore=None, keep=2, wait=True):
 
 
 def finish(p, cmd, timeout=300):
-    try:
-        out, _ = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, _ = p.communicate()
-        print(out)
-        raise Fail(f"job did not finish in {timeout} s: {' '.join(cmd)}")
-    finally:
-        try:                                  # nothing of the job may outlive it
-            os.killpg(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    print(f"--- {' '.join(cmd[1:])} (exit {p.returncode})")
-    print(out.rstrip())
-    return p.returncode, out
-
-
-def load(path):
-    if not os.path.exists(path):
-        raise Fail(f"the app wrote no result ({path}): it did not finish")
-    with open(path) as f:
-        return json.load(f)
+    return finish_job(p, cmd, " ".join(cmd[1:]), time.monotonic(), timeout)
 
 
 def same_tokens(got, want, what):

@@ -69,6 +69,13 @@ def run_job(args, phases, app_args, extra=(), env=None, timeout=300, expect_ok=T
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          env=e, start_new_session=True)
+    return finish_job(p, cmd, ' '.join(cmd[1:3] + list(extra) + app_args), t0, timeout)
+
+
+def finish_job(p, cmd, label, t0, timeout=300):
+    """Wait for the job `p` (its own session) up to `timeout` s, then end
+    whatever of it is left; prints its output under `label`.  Returns
+    (rc, output).  Also used by ckpt_disk_test.py."""
     try:
         out, _ = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -81,8 +88,7 @@ def run_job(args, phases, app_args, extra=(), env=None, timeout=300, expect_ok=T
             os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    print(f"--- {' '.join(cmd[1:3] + list(extra) + app_args)} ({time.monotonic() - t0:.1f} s, "
-          f"exit {p.returncode})")
+    print(f"--- {label} ({time.monotonic() - t0:.1f} s, exit {p.returncode})")
     print(out.rstrip())
     return p.returncode, out
 
