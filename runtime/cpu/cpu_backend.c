@@ -158,12 +158,16 @@ static const genie_backend_i cpu_iface = {
         [GENIE_OP_BITWISE_OR]   = genie_cpu_op_bitwise_or,
         [GENIE_OP_LOGICAL_AND]  = genie_cpu_op_logical_and,
         [GENIE_OP_LOGICAL_OR]   = genie_cpu_op_logical_or,
+        /* ops revision 3: elementwise math */
+        [GENIE_OP_SIN]          = genie_cpu_op_sin,
+        [GENIE_OP_COS]          = genie_cpu_op_cos,
+        [GENIE_OP_FLOOR_DIVIDE] = genie_cpu_op_floor_divide,
     },
 };
 
 /* The table above is written by hand; when ops.def grows this fails until
  * the new op gets a kernel here (and the count below is updated). */
-_Static_assert(GENIE_OP_COUNT == 89, "ops.def changed: add the new ops to cpu_iface");
+_Static_assert(GENIE_OP_COUNT == 92, "ops.def changed: add the new ops to cpu_iface");
 
 genie_status_t genie_backend_cpu_create(int n_threads, genie_backend_t **backend_p)
 {

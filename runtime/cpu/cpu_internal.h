@@ -224,6 +224,10 @@ CPU_OP(sdpa);
 CPU_OP(ne); CPU_OP(lt); CPU_OP(gt); CPU_OP(le); CPU_OP(ge);
 /* cpu_logical.c */
 CPU_OP(bitwise_and); CPU_OP(bitwise_or); CPU_OP(logical_and); CPU_OP(logical_or);
+/* ops revision 3 -- cpu_unary_math.c */
+CPU_OP(sin); CPU_OP(cos);
+/* cpu_divmod.c */
+CPU_OP(floor_divide);
 
 #undef CPU_OP
 

@@ -757,6 +757,54 @@ def revision2():
     case("mean.default", [rn(4, 8, dtype=torch.float16)], label="f16")
 
 
+def math3():
+    """Ops appended in SRG ops revision 3: elementwise math (rotary sin/cos, rounding,
+    clamps, divisions with rounding modes, pow overloads)."""
+    inf, nan = float("inf"), float("nan")
+    special = torch.tensor([-inf, inf, nan, 0.0, -0.0, 1e-6, -1e-4, 0.5, -3.0, 1e30])
+    # ---- sin / cos (rotary embeddings: cos(position * inv_freq)) ----
+    pos = torch.arange(64, dtype=torch.float32)
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, 32, 2, dtype=torch.float32) / 32))
+    freqs = pos[:, None] * inv_freq[None, :]
+    emb = torch.cat([freqs, freqs], dim=-1)[None]
+    for n in ("sin", "cos"):
+        name = n + ".default"
+        case(name, [rn(256, 130) * 3], label="f32 (parallel)")
+        case(name, [emb], label="rotary table")
+        case(name, [torch.linspace(-2048, 2048, 4001)], label="range -2048..2048")
+        case(name, [special], label="special values")
+        case(name, [tr(7, 9)], label="transposed")
+        case(name, [rn(2, 1).expand(2, 5)], label="expanded")
+        case(name, [rn(5, 6, dtype=torch.float16)], label="f16")
+        case(name, [emb.to(torch.bfloat16)], label="bf16 rotary")
+        case(name, [ri(-50, 50, 9)], label="i64 -> f32")
+        case(name, [bools(6)], label="bool -> f32")
+    # ---- floor_divide ----
+    fd = "floor_divide.default"
+    num = torch.tensor([-7.0, 7.0, 0.0, -0.0, inf, -inf, 5.0, -5.0, nan, 1.0, 7.5, -7.5])
+    den = torch.tensor([2.0, -2.0, -3.0, 3.0, 2.0, 2.0, inf, inf, 1.0, nan, 0.5, 0.25])
+    case(fd, [num, den], label="f32 signs, zeros, inf, nan")
+    case(fd, [torch.tensor([-7.0, 7.0, 0.0, -0.0]), torch.tensor(0.0)], label="f32 by zero")
+    case(fd, [rn(64, 48) * 10, rn(48)], label="f32 bias row")
+    case(fd, [tr(6, 5) * 10, rn(6, 5)], label="f32 transposed")
+    case(fd, [rn(5, 1) * 10, rn(1, 7)], label="f32 outer broadcast")
+    case(fd, [ri(-20, 20, 4, 5), ri(1, 9, 5) * torch.tensor([1, -1, 1, -1, 1])],
+         label="i64 signs")
+    case(fd, [ri(-100, 100, 30), torch.tensor(7)], label="i64 by 0-d int")
+    case(fd, [ri(-100, 100, 30).to(torch.int32), torch.tensor(-3)], label="i32 by 0-d int")
+    case(fd, [torch.tensor([-2**63, 2**63 - 1, -9, 9]), torch.tensor([-1, -1, 4, -4])],
+         label="i64 extremes")
+    case(fd, [ri(-100, 100, 6, 5).t(), ri(1, 9, 6, 5).t()], label="i64 transposed")
+    case(fd, [ri(-100, 100, 12), torch.tensor(2.5)], label="i64 by 0-d f32 -> f32")
+    case(fd, [ri(-5, 5, 3, 4), rn(3, 4)], label="i64 with f32")
+    case(fd, [rn(4, 6, dtype=torch.float16) * 8, rn(4, 6, dtype=torch.float16)], label="f16")
+    case(fd, [rn(4, 6, dtype=torch.bfloat16) * 8, sl(4, 6, dtype=torch.bfloat16)], label="bf16")
+    case(fd, [rn(40, dtype=torch.float16) * 8, torch.tensor(0.7)],
+         label="f16 by 0-d f32 (kept f32)")
+    case(fd, [(torch.arange(24) * 7).view(4, 6), torch.tensor(4)],
+         label="MoE expert index")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="directory for ops.golden")
@@ -765,7 +813,7 @@ def main():
     torch.manual_seed(20240611)
     torch.set_num_threads(1)
     for group in (views, copies, indexing, binary, unary, compare, fills, norms, matmuls,
-                  softmaxes, reductions, structure, attention, revision2):
+                  softmaxes, reductions, structure, attention, revision2, math3):
         group()
 
     names = ops_def_names()

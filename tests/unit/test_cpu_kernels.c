@@ -375,6 +375,35 @@ static void test_broadcast_mismatch(void **state)
     genie_tensor_release(&a);
 }
 
+/* Integer division by zero is PyTorch's ZeroDivisionError, not a garbage value
+ * (floor_divide of a MoE router's integer indices). */
+static void test_integer_division_by_zero(void **state)
+{
+    int64_t shape[1] = { 4 };
+    genie_tensor_t a, b, out;
+    const genie_tensor_t *in[2] = { &a, &b };
+    int64_t *pa, *pb;
+
+    (void)state;
+    assert_int_equal(genie_tensor_alloc(GENIE_I64, 1, shape, &a), GENIE_OK);
+    assert_int_equal(genie_tensor_alloc(GENIE_I64, 1, shape, &b), GENIE_OK);
+    assert_int_equal(genie_tensor_alloc(GENIE_I64, 1, shape, &out), GENIE_OK);
+    pa = genie_tensor_data(&a);
+    pb = genie_tensor_data(&b);
+    for (int i = 0; i < 4; i++) {
+        pa[i] = 10 + i;
+        pb[i] = i == 2 ? 0 : 3;
+    }
+    expect_error(run(GENIE_OP_FLOOR_DIVIDE, in, 2, &out, 1, NULL, 0), GENIE_ERR_INVALID,
+                 "floor_divide.default: ZeroDivisionError");
+    pb[2] = -3;
+    assert_int_equal(run(GENIE_OP_FLOOR_DIVIDE, in, 2, &out, 1, NULL, 0), GENIE_OK);
+    assert_int_equal(((int64_t *)genie_tensor_data(&out))[2], -4);      /* 12 // -3 */
+    genie_tensor_release(&out);
+    genie_tensor_release(&b);
+    genie_tensor_release(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -390,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_unsupported_dtypes),
         cmocka_unit_test(test_split_output_count),
         cmocka_unit_test(test_broadcast_mismatch),
+        cmocka_unit_test(test_integer_division_by_zero),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -758,7 +758,7 @@ static void test_builder_rejects(void **state)
                        ids)
     genie_clear_error();
     expect_error(NODE_CALL(GENIE_OP_COUNT, in, 2, NULL, 0, 1, &dt, &nd, &shp,
-                           GENIE_PHASE_FORWARD, ""), GENIE_ERR_INVALID, "op 89");
+                           GENIE_PHASE_FORWARD, ""), GENIE_ERR_INVALID, "op 92");
     expect_error(NODE_CALL(GENIE_OP_MM, in, 2, NULL, 0, 1, &dt, &nd, &shp,
                            GENIE_PHASE_COUNT, ""), GENIE_ERR_INVALID, "phase 8");
     expect_error(genie_srg_add_node(g, GENIE_OP_MM, in, 2, NULL, 0, 1, &dt, &nd, &shp,
@@ -1011,7 +1011,7 @@ static void test_json(void **state)
     assert_true(json_valid(json));
     /* keys */
     static const char *const keys[] = {
-        "\"format\": \"genie-srg\"", "\"version\": 2", "\"ops_revision\": 2", "\"values\": [",
+        "\"format\": \"genie-srg\"", "\"version\": 2", "\"ops_revision\": 3", "\"values\": [",
         "\"nodes\": [", "\"edges\": [", "\"from_node\": ", "\"to_node\": ", "\"value\": ",
         "\"bytes\": ", "\"kind\": \"weight\"", "\"dtype\": \"float32\"", "\"shape\": [1, 8, 16]",
         "\"residency\": \"persistent_weight\"", "\"residency\": \"stateful_kv_cache\"",
@@ -1153,7 +1153,7 @@ static void test_encode_speed(void **state)
 static void test_doc_example(void **state)
 {
     static const uint8_t want[] = {
-        0x47, 0x53, 0x52, 0x47, 0x02, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00,
+        0x47, 0x53, 0x52, 0x47, 0x02, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x00,
         0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0xde, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         /* value 0 */
         0x01, 0x00, 0x00, 0x02, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
@@ -1174,7 +1174,7 @@ static void test_doc_example(void **state)
     };
     static const char want_json[] =
         "{\n"
-        "  \"format\": \"genie-srg\", \"version\": 2, \"ops_revision\": 2,\n"
+        "  \"format\": \"genie-srg\", \"version\": 2, \"ops_revision\": 3,\n"
         "  \"values\": [\n"
         "    {\"id\": 0, \"kind\": \"input\", \"dtype\": \"float32\", \"shape\": [2, 3], \"bytes\": 24, \"residency\": \"ephemeral_activation\", \"producer\": null, \"producer_out\": null, \"ref\": 0, \"keep_id\": 0, \"is_output\": false, \"name\": \"x\"},\n"
         "    {\"id\": 1, \"kind\": \"weight\", \"dtype\": \"float32\", \"shape\": [3, 4], \"bytes\": 48, \"residency\": \"persistent_weight\", \"producer\": null, \"producer_out\": null, \"ref\": 1234605616436508552, \"keep_id\": 0, \"is_output\": false, \"name\": \"w\"},\n"
@@ -1704,7 +1704,7 @@ static void test_rejects(void **state)
         { "version 3", e_version3, GENIE_ERR_VERSION, "format version 3" },
         { "version 0", e_version0, GENIE_ERR_VERSION, "format version 0" },
         { "ops revision 0", e_opsrev0, GENIE_ERR_VERSION, "ops revision 0" },
-        { "ops revision from the future", e_opsrev_next, GENIE_ERR_VERSION, "ops revision 3" },
+        { "ops revision from the future", e_opsrev_next, GENIE_ERR_VERSION, "ops revision 4" },
         { "unknown header flag", e_hdr_flags, GENIE_ERR_VERSION, "header flags 0x4" },
         { "total_len one too big", e_total_big, GENIE_ERR_TRUNCATED, "header declares" },
         { "total_len huge", e_total_huge, GENIE_ERR_TRUNCATED, "header declares" },
@@ -1737,7 +1737,7 @@ static void test_rejects(void **state)
         { "name length 2^32-1", e_name_len_max, GENIE_ERR_CORRUPT, "max 4096" },
         { "name too long", e_name_long, GENIE_ERR_CORRUPT, "max 4096" },
         { "NUL in name", e_name_nul, GENIE_ERR_CORRUPT, "value 7 name contains a NUL" },
-        { "op 89", e_op, GENIE_ERR_CORRUPT, "node 1: op 89 not in ops revision of this graph" },
+        { "op 92", e_op, GENIE_ERR_CORRUPT, "node 1: op 92 not in ops revision of this graph" },
         { "op 78 in revision 1", e_op_rev1, GENIE_ERR_CORRUPT, "op 78 not in ops revision of this graph (78 ops)" },
         { "op 65535", e_op_ffff, GENIE_ERR_CORRUPT, "op 65535" },
         { "phase 8", e_phase, GENIE_ERR_CORRUPT, "phase 8" },
