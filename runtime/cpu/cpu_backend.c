@@ -158,12 +158,19 @@ static const genie_backend_i cpu_iface = {
         [GENIE_OP_BITWISE_OR]   = genie_cpu_op_bitwise_or,
         [GENIE_OP_LOGICAL_AND]  = genie_cpu_op_logical_and,
         [GENIE_OP_LOGICAL_OR]   = genie_cpu_op_logical_or,
+        /* ops revision 3: indexing, sorting, reductions, grouped GEMM */
+        [GENIE_OP_SORT]         = genie_cpu_op_sort,
+        [GENIE_OP_SORT_STABLE]  = genie_cpu_op_sort_stable,
+        [GENIE_OP_HISTC]        = genie_cpu_op_histc,
+        [GENIE_OP_INDEX_PUT]    = genie_cpu_op_index_put,
+        [GENIE_OP_REPEAT]       = genie_cpu_op_repeat,
+        [GENIE_OP_GROUPED_MM]   = genie_cpu_op_grouped_mm,
     },
 };
 
 /* The table above is written by hand; when ops.def grows this fails until
  * the new op gets a kernel here (and the count below is updated). */
-_Static_assert(GENIE_OP_COUNT == 89, "ops.def changed: add the new ops to cpu_iface");
+_Static_assert(GENIE_OP_COUNT == 95, "ops.def changed: add the new ops to cpu_iface");
 
 genie_status_t genie_backend_cpu_create(int n_threads, genie_backend_t **backend_p)
 {

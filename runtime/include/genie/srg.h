@@ -33,7 +33,7 @@
 
 #define GENIE_SRG_MAGIC         "GSRG"       /* first 4 bytes of an encoded graph */
 #define GENIE_SRG_VERSION       2u           /* 2: node records carry `block` */
-#define GENIE_SRG_OPS_REVISION  2u           /* bump when ops.def grows (ops.c table) */
+#define GENIE_SRG_OPS_REVISION  3u           /* bump when ops.def grows (ops.c table) */
 #define GENIE_SRG_NONE          0xFFFFFFFFu  /* absent optional tensor input */
 #define GENIE_SRG_MAX_NAME      4096u        /* longest module path / value name */
 
