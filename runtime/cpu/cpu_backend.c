@@ -162,12 +162,19 @@ static const genie_backend_i cpu_iface = {
         [GENIE_OP_SIN]          = genie_cpu_op_sin,
         [GENIE_OP_COS]          = genie_cpu_op_cos,
         [GENIE_OP_FLOOR_DIVIDE] = genie_cpu_op_floor_divide,
+        /* ops revision 3: indexing, sorting, reductions, grouped GEMM */
+        [GENIE_OP_SORT]         = genie_cpu_op_sort,
+        [GENIE_OP_SORT_STABLE]  = genie_cpu_op_sort_stable,
+        [GENIE_OP_HISTC]        = genie_cpu_op_histc,
+        [GENIE_OP_INDEX_PUT]    = genie_cpu_op_index_put,
+        [GENIE_OP_REPEAT]       = genie_cpu_op_repeat,
+        [GENIE_OP_GROUPED_MM]   = genie_cpu_op_grouped_mm,
     },
 };
 
 /* The table above is written by hand; when ops.def grows this fails until
  * the new op gets a kernel here (and the count below is updated). */
-_Static_assert(GENIE_OP_COUNT == 92, "ops.def changed: add the new ops to cpu_iface");
+_Static_assert(GENIE_OP_COUNT == 98, "ops.def changed: add the new ops to cpu_iface");
 
 genie_status_t genie_backend_cpu_create(int n_threads, genie_backend_t **backend_p)
 {

@@ -228,3 +228,107 @@ genie_status_t genie_cpu_op_cat(const genie_op_call_t *c)
     }
     return GENIE_OK;
 }
+
+/* ---- repeat ------------------------------------------------------------------ */
+
+/* repeat(self, repeats[]): out (repeats[d] * padded_self.shape[d]) where self
+ * is padded with leading 1-extents to len(repeats) dims.  The output seen as
+ * the interleaved shape (r0, s0, r1, s1, ...) is self broadcast along every
+ * r dim, so one strided copy does it; dims with r == 1 or s == 1 need one
+ * entry, not two.  When the interleaved shape has more than GENIE_MAX_DIMS
+ * dims, the copy is done one tile (one index of the repeated dims) at a time. */
+genie_status_t genie_cpu_op_repeat(const genie_op_call_t *c)
+{
+    const genie_tensor_t *x;
+    genie_tensor_t *out = &c->out[0];
+    const int64_t *rep;
+    uint32_t nr;
+    int64_t xs[GENIE_MAX_DIMS], xst[GENIE_MAX_DIMS];     /* padded self (nr) */
+    genie_tensor_t src, dst;
+    int n = 0, lead;
+    genie_status_t st;
+
+    st = genie_cpu_check_call(c, 1, 1, 1);
+    if (st == GENIE_OK) {
+        st = genie_srg_attr_ints(c->node, 0, &rep, &nr);
+    }
+    if (st != GENIE_OK) {
+        return st;
+    }
+    x = c->in[0];
+    if (nr < (uint32_t)x->ndim || nr > GENIE_MAX_DIMS) {
+        return genie_set_error(GENIE_ERR_SHAPE, "%s: %u repeats for a %d-d tensor (need %d..%d)",
+                               genie_cpu_opname(c), nr, x->ndim, x->ndim, GENIE_MAX_DIMS);
+    }
+    if (out->dtype != x->dtype) {
+        return genie_set_error(GENIE_ERR_DTYPE, "%s: output is %s but self is %s",
+                               genie_cpu_opname(c), genie_dtype_name(out->dtype),
+                               genie_dtype_name(x->dtype));
+    }
+    lead = (int)nr - x->ndim;
+    for (int d = 0; d < (int)nr; d++) {
+        xs[d] = d < lead ? 1 : x->shape[d - lead];
+        xst[d] = d < lead ? 0 : x->strides[d - lead];
+        if (rep[d] < 0) {
+            return genie_set_error(GENIE_ERR_INVALID, "%s: repeat %lld in dim %d is negative",
+                                   genie_cpu_opname(c), (long long)rep[d], d);
+        }
+        if (out->ndim != (int)nr || out->shape[d] != rep[d] * xs[d]) {
+            return genie_set_error(GENIE_ERR_SHAPE, "%s: output extent of dim %d must be %lld",
+                                   genie_cpu_opname(c), d, (long long)(rep[d] * xs[d]));
+        }
+    }
+    if (genie_tensor_numel(out) == 0) {
+        return GENIE_OK;
+    }
+    /* Interleaved view: (r_d, s_d) per dim, trivial entries left out. */
+    src = *x;
+    dst = *out;
+    for (int d = 0; d < (int)nr; d++) {
+        n += (rep[d] > 1) + (xs[d] > 1);
+    }
+    if (n <= GENIE_MAX_DIMS) {
+        int k = 0;
+        for (int d = 0; d < (int)nr; d++) {
+            if (rep[d] > 1) {
+                src.shape[k] = dst.shape[k] = rep[d];
+                src.strides[k] = 0;
+                dst.strides[k] = out->strides[d] * xs[d];
+                k++;
+            }
+            if (xs[d] > 1) {
+                src.shape[k] = dst.shape[k] = xs[d];
+                src.strides[k] = xst[d];
+                dst.strides[k] = out->strides[d];
+                k++;
+            }
+        }
+        src.ndim = dst.ndim = k;
+        return genie_cpu_copy(c, genie_cpu_threads(c), &src, &dst);
+    }
+    /* Too many dims: one copy of self per tile. */
+    {
+        int64_t tiles = 1, t[GENIE_MAX_DIMS] = { 0 };
+        src.ndim = dst.ndim = (int)nr;
+        for (int d = 0; d < (int)nr; d++) {
+            src.shape[d] = dst.shape[d] = xs[d];
+            src.strides[d] = xst[d];
+            dst.strides[d] = out->strides[d];
+            tiles *= rep[d];
+        }
+        for (int64_t i = 0; i < tiles && st == GENIE_OK; i++) {
+            dst.offset = out->offset;
+            for (int d = 0; d < (int)nr; d++) {
+                dst.offset += t[d] * xs[d] * out->strides[d];
+            }
+            st = genie_cpu_copy(c, genie_cpu_threads(c), &src, &dst);
+            for (int d = (int)nr - 1; d >= 0; d--) {
+                if (++t[d] < rep[d]) {
+                    break;
+                }
+                t[d] = 0;
+            }
+        }
+    }
+    return st;
+}

@@ -1,6 +1,6 @@
 /*
- * Indexing ops: embedding, gather, index_select and advanced indexing
- * (index.Tensor).  Every index value is bounds-checked before any element is
+ * Indexing ops: embedding, gather, index_select, advanced indexing
+ * (index.Tensor) and its scatter twin index_put.  Every index value is bounds-checked before any element is
  * read, and a bad one is reported with its value and the extent it exceeds;
  * the checks are what stand between a wrong token id in a request and a read
  * outside the weight.  Copies move whole rows with memcpy where the source row
@@ -315,15 +315,20 @@ typedef struct adv_dim {
     int      indexed;
 } adv_dim_t;
 
-/* index.Tensor(self, indices[]): inputs are self then one slot per leading
- * dim (NULL = take the whole dim); a bool index covering k dims stands for
- * its k nonzero-coordinate vectors.  Index tensors broadcast to a shape B;
- * the result is B placed where the indexed dims were when they are adjacent,
- * and in front otherwise (NumPy rules). */
-genie_status_t genie_cpu_op_index(const genie_op_call_t *c)
+/* Advanced indexing of x by idx[0..n_idx) (one slot per leading dim, NULL =
+ * take the whole dim); a bool index covering k dims stands for its k
+ * nonzero-coordinate vectors.  Index tensors broadcast to a shape B; the
+ * result is B placed where the indexed dims were when they are adjacent, and
+ * in front otherwise (NumPy rules).  Writes the result's shape (on_p dims,
+ * oshape_p) and, for each result element in row-major order, the element
+ * offset it names in a tensor of x's shape with strides `xstrides`
+ * (*offs_p, malloc'd, *n_p entries).  Shared by index.Tensor (a gather) and
+ * index_put (a scatter). */
+static genie_status_t adv_offsets(const genie_op_call_t *c, const genie_tensor_t *x,
+                                  const genie_tensor_t *const *idx, uint32_t n_idx,
+                                  const int64_t *xstrides, int *on_p, int64_t *oshape_p,
+                                  int64_t **offs_p, int64_t *n_p)
 {
-    const genie_tensor_t *x;
-    genie_tensor_t *out = &c->out[0];
     adv_dim_t dims[GENIE_MAX_DIMS];
     genie_tensor_t vecs[GENIE_MAX_DIMS];      /* int64 index tensors, one per indexed dim */
     int n_vec = 0, xd = 0, nb = 0, first = -1, last = -1, adjacent = 1;
@@ -332,18 +337,9 @@ genie_status_t genie_cpu_op_index(const genie_op_call_t *c)
     genie_status_t st;
 
     memset(dims, 0, sizeof(dims));
-    st = genie_cpu_check_call(c, 1, 1 + GENIE_MAX_DIMS, 1);
-    if (st != GENIE_OK) {
-        return st;
-    }
-    x = c->in[0];
-    st = check_out_dtype(c, x);
-    if (st != GENIE_OK) {
-        return st;
-    }
     /* 1. Turn every index slot into int64 tensors, one per self dim. */
-    for (uint32_t k = 1; k < c->n_in; k++) {
-        const genie_tensor_t *t = c->in[k];
+    for (uint32_t k = 0; k < n_idx; k++) {
+        const genie_tensor_t *t = idx[k];
         if (t == NULL) {
             xd++;
             continue;
@@ -500,20 +496,18 @@ genie_status_t genie_cpu_op_index(const genie_op_call_t *c)
             oshape[on++] = x->shape[d];
         }
     }
+    /* 5. Offset of every result element. */
     {
-        genie_tensor_t want = { .ndim = on };
-        memcpy(want.shape, oshape, sizeof(oshape));
-        st = genie_cpu_check_same_shape(c, "expected/output", &want, out);
-        if (st != GENIE_OK) {
+        int64_t n = 1, oi[GENIE_MAX_DIMS] = { 0 }, *offs;
+        for (int q = 0; q < on; q++) {
+            n *= oshape[q];
+        }
+        offs = malloc((size_t)(n > 0 ? n : 1) * sizeof(int64_t));
+        if (offs == NULL) {
+            st = genie_set_error(GENIE_ERR_NOMEM, "%s: out of memory for %lld offsets",
+                                 genie_cpu_opname(c), (long long)n);
             goto out_release;
         }
-    }
-    /* 5. Gather element by element. */
-    {
-        int64_t n = genie_tensor_numel(out), oi[GENIE_MAX_DIMS] = { 0 };
-        size_t es = genie_dtype_size(x->dtype);
-        const char *xb = genie_tensor_data(x);
-        char *ob = genie_tensor_data(out);
         for (int64_t i = 0; i < n; i++) {
             int64_t off = 0;
             int od = 0;
@@ -523,15 +517,15 @@ genie_status_t genie_cpu_op_index(const genie_op_call_t *c)
                     for (int q = 0; q < nb; q++) {
                         bo += oi[bpos + q] * dims[d].bstrides[q];
                     }
-                    off += dims[d].vals[bo] * x->strides[d];
+                    off += dims[d].vals[bo] * xstrides[d];
                 } else {
                     /* Output position of this kept dim. */
                     int p = (adjacent && d < first) ? od : nb + od;
-                    off += oi[p] * x->strides[d];
+                    off += oi[p] * xstrides[d];
                     od++;
                 }
             }
-            memcpy(ob + (size_t)i * es, xb + (size_t)off * es, es);
+            offs[i] = off;
             for (int q = on - 1; q >= 0; q--) {
                 if (++oi[q] < oshape[q]) {
                     break;
@@ -539,6 +533,10 @@ genie_status_t genie_cpu_op_index(const genie_op_call_t *c)
                 oi[q] = 0;
             }
         }
+        *on_p = on;
+        memcpy(oshape_p, oshape, sizeof(int64_t) * (size_t)on);
+        *offs_p = offs;
+        *n_p = n;
     }
 out_release:
     for (int d = 0; d < GENIE_MAX_DIMS; d++) {
@@ -547,5 +545,129 @@ out_release:
     for (int v = 0; v < n_vec; v++) {
         genie_tensor_release(&vecs[v]);
     }
+    return st;
+}
+
+/* index.Tensor(self, indices[]): inputs are self then one slot per leading
+ * dim (NULL = take the whole dim); see adv_offsets for the rules. */
+genie_status_t genie_cpu_op_index(const genie_op_call_t *c)
+{
+    const genie_tensor_t *x;
+    genie_tensor_t *out = &c->out[0], want = { 0 };
+    int64_t *offs = NULL, n;
+    genie_status_t st;
+
+    st = genie_cpu_check_call(c, 1, 1 + GENIE_MAX_DIMS, 1);
+    if (st != GENIE_OK) {
+        return st;
+    }
+    x = c->in[0];
+    st = check_out_dtype(c, x);
+    if (st == GENIE_OK) {
+        st = adv_offsets(c, x, c->in + 1, c->n_in - 1, x->strides, &want.ndim, want.shape,
+                         &offs, &n);
+    }
+    if (st != GENIE_OK) {
+        return st;
+    }
+    st = genie_cpu_check_same_shape(c, "expected/output", &want, out);
+    if (st == GENIE_OK) {
+        size_t es = genie_dtype_size(x->dtype);
+        const char *xb = genie_tensor_data(x);
+        char *ob = genie_tensor_data(out);
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(genie_cpu_threads(c)) if (n >= CPU_PAR_GRAIN)
+#endif
+        for (int64_t i = 0; i < n; i++) {
+            memcpy(ob + (size_t)i * es, xb + (size_t)offs[i] * es, es);
+        }
+    }
+    free(offs);
+    return st;
+}
+
+/* ---- index_put ------------------------------------------------------------------- */
+
+/* index_put(self, indices[], values, accumulate): out = copy of self, then
+ * out[indices] = values (or += with accumulate), values broadcast to the
+ * shape that self[indices] has.  Inputs: self, one slot per indexed dim (NULL
+ * = whole dim), values last.  Accumulation runs in index order on one thread,
+ * so repeated indices add up exactly as in ATen's serial CPU loop; without
+ * accumulate a repeated index keeps the last value written. */
+genie_status_t genie_cpu_op_index_put(const genie_op_call_t *c)
+{
+    const genie_tensor_t *x, *v;
+    genie_tensor_t *out = &c->out[0];
+    int64_t oshape[GENIE_MAX_DIMS], vstr[GENIE_MAX_DIMS], *offs = NULL, n;
+    int on = 0, acc;
+    genie_status_t st;
+
+    /* Only self is checked as present: index slots may be NULL. */
+    st = genie_cpu_check_call(c, 1, 2 + GENIE_MAX_DIMS, 1);
+    if (st == GENIE_OK) {
+        st = genie_srg_attr_bool(c->node, 0, &acc);
+    }
+    if (st != GENIE_OK) {
+        return st;
+    }
+    x = c->in[0];
+    v = c->n_in >= 2 ? c->in[c->n_in - 1] : NULL;
+    if (v == NULL) {
+        return genie_set_error(GENIE_ERR_INVALID, "%s: values tensor is missing",
+                               genie_cpu_opname(c));
+    }
+    st = check_out_dtype(c, x);
+    if (st == GENIE_OK && v->dtype != x->dtype) {
+        st = genie_set_error(GENIE_ERR_DTYPE, "%s: values are %s but self is %s",
+                             genie_cpu_opname(c), genie_dtype_name(v->dtype),
+                             genie_dtype_name(x->dtype));
+    }
+    if (st == GENIE_OK) {
+        st = genie_cpu_check_same_shape(c, "self/output", x, out);
+    }
+    if (st == GENIE_OK) {
+        st = adv_offsets(c, out, c->in + 1, c->n_in - 2, out->strides, &on, oshape, &offs, &n);
+    }
+    if (st != GENIE_OK) {
+        return st;
+    }
+    st = genie_cpu_broadcast_strides(c, v, on, oshape, vstr);
+    if (st == GENIE_OK) {
+        st = genie_cpu_copy(c, genie_cpu_threads(c), x, out);
+    }
+    if (st == GENIE_OK) {
+        size_t es = genie_dtype_size(x->dtype);
+        const char *vb = v->storage->data;
+        char *ob = genie_tensor_data(out);
+        int is_float = genie_dtype_is_float(x->dtype);
+        int64_t pos[GENIE_MAX_DIMS] = { 0 };
+        for (int64_t i = 0; i < n; i++) {
+            int64_t voff = v->offset;
+            for (int q = 0; q < on; q++) {
+                voff += pos[q] * vstr[q];
+            }
+            if (!acc) {
+                memcpy(ob + (size_t)offs[i] * es, vb + (size_t)voff * es, es);
+            } else if (is_float) {
+                /* One rounding per addition, as ATen's a += b in the dtype. */
+                double s = genie_load_as_f64(ob, out->dtype, offs[i]) +
+                           genie_load_as_f64(vb, v->dtype, voff);
+                genie_store_from_f64(ob, out->dtype, offs[i], s);
+            } else if (x->dtype == GENIE_BOOL) {
+                ob[offs[i]] = (char)(ob[offs[i]] || vb[voff]);
+            } else {
+                int64_t s = (int64_t)((uint64_t)genie_cpu_get_i64(ob, out->dtype, offs[i]) +
+                                      (uint64_t)genie_cpu_get_i64(vb, v->dtype, voff));
+                genie_cpu_store_i64(&s, 1, ob + (size_t)offs[i] * es, out->dtype, 1);
+            }
+            for (int q = on - 1; q >= 0; q--) {
+                if (++pos[q] < oshape[q]) {
+                    break;
+                }
+                pos[q] = 0;
+            }
+        }
+    }
+    free(offs);
     return st;
 }

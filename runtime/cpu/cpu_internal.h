@@ -228,6 +228,9 @@ CPU_OP(bitwise_and); CPU_OP(bitwise_or); CPU_OP(logical_and); CPU_OP(logical_or)
 CPU_OP(sin); CPU_OP(cos);
 /* cpu_divmod.c */
 CPU_OP(floor_divide);
+/* ops revision 3: cpu_sort.c, cpu_stats.c, cpu_index.c, cpu_copy.c, cpu_matmul.c */
+CPU_OP(sort); CPU_OP(sort_stable); CPU_OP(histc); CPU_OP(index_put); CPU_OP(repeat);
+CPU_OP(grouped_mm);
 
 #undef CPU_OP
 

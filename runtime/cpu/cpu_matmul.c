@@ -1,5 +1,6 @@
 /*
- * Matrix products on OpenBLAS: mm, addmm, bmm, baddbmm.
+ * Matrix products on OpenBLAS: mm, addmm, bmm, baddbmm, and the grouped
+ * product _grouped_mm of mixture-of-experts layers.
  *
  * Operands are handed to sgemm (genie_cpu_sgemm: OpenBLAS on our own OpenMP
  * threads) in place whenever their strides describe
@@ -242,3 +243,197 @@ static genie_status_t addmm_run(const genie_op_call_t *c, int batched)
 
 genie_status_t genie_cpu_op_addmm(const genie_op_call_t *c) { return addmm_run(c, 0); }
 genie_status_t genie_cpu_op_baddbmm(const genie_op_call_t *c) { return addmm_run(c, 1); }
+
+/* ---- _grouped_mm ----------------------------------------------------------------- */
+
+/* Group g's [lo, hi) range from offs (E, int32 cumulative ends): every range
+ * must lie in [0, total] and the ends must not decrease.  ATen's CPU kernel
+ * reads past the operand for a bad offs; here it is an error naming it. */
+static genie_status_t grouped_offs(const genie_op_call_t *c, const genie_tensor_t *offs,
+                                   int64_t E, int64_t total, const char *what,
+                                   int64_t **ends_p)
+{
+    int64_t *ends, prev = 0;
+
+    if (offs->dtype != GENIE_I32 || offs->ndim != 1 || offs->shape[0] != E) {
+        return genie_set_error(GENIE_ERR_SHAPE, "%s: offs must be int32 of shape (%lld)",
+                               genie_cpu_opname(c), (long long)E);
+    }
+    ends = malloc((size_t)(E > 0 ? E : 1) * sizeof(int64_t));
+    if (ends == NULL) {
+        return genie_set_error(GENIE_ERR_NOMEM, "%s: out of memory", genie_cpu_opname(c));
+    }
+    for (int64_t g = 0; g < E; g++) {
+        ends[g] = genie_cpu_get_i64(offs->storage->data, GENIE_I32,
+                                    offs->offset + g * offs->strides[0]);
+        if (ends[g] < prev || ends[g] > total) {
+            int64_t bad = ends[g];
+            free(ends);
+            return genie_set_error(GENIE_ERR_INVALID, "%s: offs[%lld] = %lld, expected "
+                                   "non-decreasing ends in [%lld, %lld] along %s",
+                                   genie_cpu_opname(c), (long long)g, (long long)bad,
+                                   (long long)prev, (long long)total, what);
+        }
+        prev = ends[g];
+    }
+    *ends_p = ends;
+    return GENIE_OK;
+}
+
+/* _grouped_mm(self, mat2, offs?, bias?, out_dtype?) -- the four layouts of
+ * ATen's grouped GEMM, E = groups:
+ *   self (T, K),    mat2 (E, K, N), offs (E): out (T, N), rows [o_{g-1}, o_g) use mat2[g]
+ *                                             (transformers' MoE experts; rows past
+ *                                             o_{E-1} are left unspecified by ATen,
+ *                                             written as zeros here)
+ *   self (E, M, K), mat2 (E, K, N), no offs:  out (E, M, N), a bmm
+ *   self (M, Ktot), mat2 (Ktot, N), offs (E): out (E, M, N), group g over K range g
+ *   self (E, M, K), mat2 (K, Ntot), offs (E): out (M, Ntot), columns of group g use self[g]
+ * Operands go to sgemm in place when their layout allows (a transposed weight
+ * view included); bias is refused as in ATen ("not supported yet"). */
+genie_status_t genie_cpu_op_grouped_mm(const genie_op_call_t *c)
+{
+    const genie_tensor_t *a, *b, *offs;
+    genie_tensor_t *out = &c->out[0], ta, tb, tc = { 0 }, *acc;
+    mat_desc_t da, db;
+    int64_t *ends = NULL, E, M, N, K;
+    int ba, bb, nt;
+    char s1[160], s2[160];
+    genie_status_t st;
+
+    st = genie_cpu_check_call(c, 2, 4, 1);
+    if (st != GENIE_OK) {
+        return st;
+    }
+    a = c->in[0];
+    b = c->in[1];
+    offs = c->n_in > 2 ? c->in[2] : NULL;
+    if (c->n_in > 3 && c->in[3] != NULL) {
+        return genie_set_error(GENIE_ERR_UNSUPPORTED, "%s: bias is not supported (nor is it "
+                               "by ATen)", genie_cpu_opname(c));
+    }
+    if (!genie_dtype_is_float(a->dtype) || a->dtype != b->dtype || out->dtype != a->dtype) {
+        return genie_set_error(GENIE_ERR_DTYPE, "%s: needs matching floating operands and "
+                               "output, got %s, %s -> %s", genie_cpu_opname(c),
+                               genie_dtype_name(a->dtype), genie_dtype_name(b->dtype),
+                               genie_dtype_name(out->dtype));
+    }
+    ba = a->ndim == 3;
+    bb = b->ndim == 3;
+    if ((a->ndim != 2 && !ba) || (b->ndim != 2 && !bb) || (ba && bb) == (offs != NULL)) {
+        return genie_set_error(GENIE_ERR_SHAPE, "%s: self %s and mat2 %s %s offs: expected "
+                               "2-d/3-d operands with offs unless both are 3-d",
+                               genie_cpu_opname(c),
+                               genie_cpu_shape_str(a->ndim, a->shape, s1, sizeof(s1)),
+                               genie_cpu_shape_str(b->ndim, b->shape, s2, sizeof(s2)),
+                               offs != NULL ? "with" : "without");
+    }
+    K = a->shape[a->ndim - 1];
+    if (b->shape[b->ndim - 2] != K || (ba && bb && a->shape[0] != b->shape[0])) {
+        return genie_set_error(GENIE_ERR_SHAPE, "%s: self %s does not match mat2 %s",
+                               genie_cpu_opname(c),
+                               genie_cpu_shape_str(a->ndim, a->shape, s1, sizeof(s1)),
+                               genie_cpu_shape_str(b->ndim, b->shape, s2, sizeof(s2)));
+    }
+    M = a->shape[a->ndim - 2];
+    N = b->shape[b->ndim - 1];
+    E = ba ? a->shape[0] : bb ? b->shape[0] : (offs != NULL ? offs->shape[0] : 0);
+    {
+        /* Expected output shape of each layout. */
+        int64_t want[3];
+        int wn = 2;
+        if (ba && bb) {
+            want[0] = E; want[1] = M; want[2] = N; wn = 3;
+        } else if (!ba && bb) {
+            want[0] = M; want[1] = N;
+        } else if (!ba && !bb) {
+            want[0] = E; want[1] = M; want[2] = N; wn = 3;
+        } else {
+            want[0] = M; want[1] = N;
+        }
+        if (out->ndim != wn || memcmp(out->shape, want, sizeof(int64_t) * (size_t)wn) != 0) {
+            return genie_set_error(GENIE_ERR_SHAPE, "%s: output is %s, expected %s",
+                                   genie_cpu_opname(c),
+                                   genie_cpu_shape_str(out->ndim, out->shape, s1, sizeof(s1)),
+                                   genie_cpu_shape_str(wn, want, s2, sizeof(s2)));
+        }
+    }
+    if (M > INT_MAX || N > INT_MAX || K > INT_MAX) {
+        return genie_set_error(GENIE_ERR_UNSUPPORTED, "%s: extents beyond BLAS int range",
+                               genie_cpu_opname(c));
+    }
+    if (offs != NULL) {
+        int64_t total = ba ? N : bb ? M : K;
+        st = grouped_offs(c, offs, E, total, ba ? "N" : bb ? "M" : "K", &ends);
+        if (st != GENIE_OK) {
+            return st;
+        }
+    }
+    if (out->dtype == GENIE_F32) {
+        acc = out;
+    } else {
+        st = genie_tensor_alloc(GENIE_F32, out->ndim, out->shape, &tc);
+        if (st != GENIE_OK) {
+            goto err_ends;
+        }
+        acc = &tc;
+    }
+    /* Zeros first: empty groups and rows past the last group stay zero. */
+    memset(genie_tensor_data(acc), 0, genie_tensor_numel(acc) * sizeof(float));
+    if (genie_tensor_numel(acc) == 0 || K == 0) {
+        goto finish;
+    }
+    st = prepare_operand(c, a, ba, &ta, &da);
+    if (st != GENIE_OK) {
+        goto err_acc;
+    }
+    st = prepare_operand(c, b, bb, &tb, &db);
+    if (st != GENIE_OK) {
+        goto err_a;
+    }
+    nt = genie_cpu_threads(c);
+    {
+        float *cb = genie_tensor_data(acc);
+        int tra = da.trans == CblasTrans, trb = db.trans == CblasTrans;
+        /* Element (i, j) of a described operand is at i * rs + j * cs. */
+        int64_t ars = tra ? 1 : da.ld, acs = tra ? da.ld : 1;
+        int64_t brs = trb ? 1 : db.ld, bcs = trb ? db.ld : 1;
+        for (int64_t g = 0; g < E; g++) {
+            int64_t lo = ends != NULL && g > 0 ? ends[g - 1] : 0;
+            int64_t hi = ends != NULL ? ends[g] : 0;
+            if (ba && bb) {
+                genie_cpu_sgemm(nt, tra, trb, M, N, K, 1.0f, da.data + g * da.bstride, da.ld,
+                                db.data + g * db.bstride, db.ld, 0.0f, cb + g * M * N, N);
+            } else if (!ba && bb) {
+                if (hi > lo) {
+                    genie_cpu_sgemm(nt, tra, trb, hi - lo, N, K, 1.0f, da.data + lo * ars,
+                                    da.ld, db.data + g * db.bstride, db.ld, 0.0f, cb + lo * N,
+                                    N);
+                }
+            } else if (!ba && !bb) {
+                if (hi > lo) {
+                    genie_cpu_sgemm(nt, tra, trb, M, N, hi - lo, 1.0f, da.data + lo * acs,
+                                    da.ld, db.data + lo * brs, db.ld, 0.0f, cb + g * M * N, N);
+                }
+            } else if (hi > lo) {
+                genie_cpu_sgemm(nt, tra, trb, M, hi - lo, K, 1.0f, da.data + g * da.bstride,
+                                da.ld, db.data + lo * bcs, db.ld, 0.0f, cb + lo, N);
+            }
+        }
+    }
+    genie_tensor_release(&tb);
+    genie_tensor_release(&ta);
+finish:
+    if (acc != out) {
+        st = genie_cpu_copy(c, genie_cpu_threads(c), acc, out);
+    }
+    goto err_acc;          /* the common unwind, taken on success too */
+
+err_a:
+    genie_tensor_release(&ta);
+err_acc:
+    genie_tensor_release(&tc);
+err_ends:
+    free(ends);
+    return st;
+}

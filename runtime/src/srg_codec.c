@@ -34,7 +34,7 @@ _Static_assert(GENIE_ATTR_TAG_COUNT == 7,
                "genie_attr_tag_t changed: bump GENIE_SRG_VERSION and docs/srg-format.md");
 _Static_assert(GENIE_DTYPE_COUNT == 6,
                "genie_dtype_t changed: bump GENIE_SRG_VERSION and docs/srg-format.md");
-_Static_assert(GENIE_OP_COUNT == 92,
+_Static_assert(GENIE_OP_COUNT == 98,
                "ops.def changed: bump GENIE_SRG_OPS_REVISION and the op table in docs/srg-format.md");
 _Static_assert(GENIE_SRG_VERSION == 2 && GENIE_SRG_OPS_REVISION == 3,
                "format changed: update the record layouts below and docs/srg-format.md");

@@ -803,6 +803,118 @@ def math3():
          label="f16 by 0-d f32 (kept f32)")
     case(fd, [(torch.arange(24) * 7).view(4, 6), torch.tensor(4)],
          label="MoE expert index")
+def index3():
+    """Ops appended in SRG ops revision 3 by the indexing/sorting group: MoE routing
+    (sort, histc, index_put, _grouped_mm), repeat."""
+    # ---- sort ----
+    ties = torch.tensor([[3., 1., 2., 1., 3., 2., 1.], [0., 0., -1., 5., 0., -1., 5.]])
+    special = torch.tensor([3., 1., float("nan"), 1., 3., -0.0, 0.0, float("-inf"),
+                            float("inf"), float("nan")])
+    # sort.default is ATen's unstable sort: the order of equal values is
+    # implementation-defined, so its tie cases compare values and only the
+    # indices' shape; sort.stable checks the tie order on the same inputs.
+    for name, kw in (("sort.default", {}), ("sort.stable", {"stable": True})):
+        st = "stable " if kw else ""
+        tie_skip = () if kw else (1,)
+        case(name, [rn(5, 9)], {**kw}, label=st + "last dim")
+        case(name, [rn(5, 9)], {**kw, "dim": 0}, label=st + "dim 0")
+        case(name, [rn(2, 3, 40)], {**kw, "dim": -2, "descending": True}, label=st + "dim -2 desc")
+        case(name, [tr(6, 7)], {**kw, "descending": True}, label=st + "transposed desc")
+        case(name, [sl(4, 9)], {**kw}, label=st + "strided")
+        case(name, [ties], {**kw}, label=st + "ties asc", skip_outputs=tie_skip)
+        case(name, [ties], {**kw, "descending": True}, label=st + "ties desc",
+             skip_outputs=tie_skip)
+        case(name, [special], {**kw}, label=st + "NaN/inf/-0 asc", skip_outputs=tie_skip)
+        case(name, [special], {**kw, "descending": True}, label=st + "NaN/inf/-0 desc",
+             skip_outputs=tie_skip)
+        case(name, [ri(0, 4, 3, 50)], {**kw}, label=st + "i64 many ties", skip_outputs=tie_skip)
+        case(name, [ri(-5, 5, 30).to(torch.int32)], {**kw, "descending": True}, label=st + "i32 desc",
+             skip_outputs=tie_skip)
+        case(name, [bools(12)], {**kw}, label=st + "bool", skip_outputs=tie_skip)
+        case(name, [rn(3, 20, dtype=torch.bfloat16)], {**kw}, label=st + "bf16",
+             skip_outputs=tie_skip)
+        case(name, [rn(3, 20, dtype=torch.float16)], {**kw, "dim": 0}, label=st + "f16 dim 0",
+             skip_outputs=tie_skip)
+        case(name, [rn(0, 5)], {**kw}, label=st + "empty")
+        case(name, [torch.tensor(2.5)], {**kw}, label=st + "0-d")
+        case(name, [rn(64, 600)], {**kw}, label=st + "large (parallel)")
+    case("sort.default", [ri(0, 8, 2, 6).flatten()], label="MoE expert ids")
+    case("sort.stable", [ties], {"stable": False}, label="stable=False")
+    case("sort.stable", [ties], {"stable": None, "dim": 0}, label="stable=None dim 0")
+    # ---- histc ----
+    case("histc.default", [rn(1000)], label="default 100 bins, data range")
+    case("histc.default", [rn(10, 20), 7, -1.0, 1.0], label="range, out-of-range ignored")
+    case("histc.default", [tr(8, 9), 5, -2, 2], label="transposed, int range")
+    eid = ri(0, 8, 40).float()
+    case("histc.default", [eid, 8, 0, 7], label="MoE expert counts")
+    edges = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0, 1.0, 0.1, 0.3, 0.7, 0.9999])
+    case("histc.default", [edges, 4, 0, 1], label="bin edges, max closed")
+    case("histc.default", [torch.full((6,), 3.0), 4], label="constant data -> [2, 4]")
+    case("histc.default", [rn(0), 3], label="empty")
+    case("histc.default", [rn(50, dtype=torch.bfloat16), 6, -2, 2], label="bf16")
+    case("histc.default", [rn(50, dtype=torch.float16), 6], label="f16 data range")
+    nanx = rn(20)
+    nanx[3] = float("nan")
+    case("histc.default", [nanx, 4, -1, 1], label="NaN ignored in a given range")
+    # ---- index_put ----
+    ip = "index_put.default"
+    y = rn(5, 6, 7)
+    case(ip, [y, [torch.tensor([4, 0, -1])], rn(3, 6, 7)], label="dim 0, negative")
+    case(ip, [y, [torch.tensor([4, 0, 2])], rn(7)], label="values broadcast")
+    case(ip, [y, [None, torch.tensor([[1, 2], [3, 5]])], rn(5, 2, 2, 7)], label="dim 1, 2-d index")
+    case(ip, [y, [torch.tensor([[0], [3]]), torch.tensor([1, 2, 5])], torch.tensor(9.0)],
+         label="broadcast pair, 0-d value")
+    case(ip, [y, [torch.tensor([1, 3]), None, torch.tensor([0, 6])], rn(2, 6)],
+         label="non-adjacent -> front")
+    case(ip, [y, [None, None, torch.tensor([6, 0])], rn(5, 6, 2)], label="last dim")
+    case(ip, [rn(4, 5), [bools(4, 5)], torch.tensor(-1.0)], label="bool mask fill")
+    case(ip, [rn(4, 5), [torch.tensor([True, False, True, True])], rn(5)],
+         label="bool mask rows")
+    case(ip, [tr(4, 5), [ri(0, 4, 3).unique()], rn(5)], label="transposed self")
+    case(ip, [rn(6, 3), [torch.tensor([1, 4, 1, 1])], rn(4, 3)], {"accumulate": True},
+         label="accumulate with repeats")
+    case(ip, [rn(6, 3), [None, torch.tensor([2, 2, 0])], tr(6, 3)], {"accumulate": True},
+         label="accumulate dim 1, transposed values")
+    case(ip, [ri(-9, 9, 5, 4), [torch.tensor([0, 0, 3])], ri(-9, 9, 3, 4)], {"accumulate": True},
+         label="i64 accumulate")
+    case(ip, [ri(-9, 9, 5, 4).to(torch.int32), [torch.tensor([2, 4])], ri(-9, 9, 4).to(torch.int32)],
+         label="i32")
+    case(ip, [bools(4, 4), [torch.tensor([1, 3])], torch.tensor(True)], label="bool")
+    case(ip, [rn(4, 6, dtype=torch.bfloat16), [torch.tensor([0, 0])], rn(6, dtype=torch.bfloat16)],
+         {"accumulate": True}, label="bf16 accumulate")
+    case(ip, [rn(4, 6, dtype=torch.float16), [None, torch.tensor([5, 1])], rn(4, 2, dtype=torch.float16)],
+         label="f16")
+    case(ip, [rn(4, 3), [torch.tensor([], dtype=torch.int64)], rn(0, 3)], label="empty index")
+    case(ip, [rn(8, 5), [torch.tensor([1, 6]).int()], rn(2, 5)], label="int32 index")
+    case(ip, [rn(400, 100), [ri(0, 400, 300).unique()], rn(100)], label="large")
+    # ---- repeat ----
+    case("repeat.default", [rn(2, 3), [2, 2]], label="2-d")
+    case("repeat.default", [rn(3), [4, 2]], label="new leading dim")
+    case("repeat.default", [tr(3, 4), [1, 3, 1]], label="transposed, 3 repeats")
+    case("repeat.default", [rn(1, 5, 1), [3, 1, 4]], label="size-1 dims")
+    case("repeat.default", [ri(0, 9, 2, 2), [1, 1]], label="i64 identity")
+    case("repeat.default", [bools(2, 3), [2, 1]], label="bool")
+    case("repeat.default", [rn(2, 3, dtype=torch.bfloat16), [0, 2]], label="bf16 zero repeat")
+    case("repeat.default", [rn(2, 2, 2, 2), [2, 2, 2, 2, 2]], label="tiled (interleaved > 8 dims)")
+    case("repeat.default", [torch.tensor(1.5), [3]], label="0-d")
+    case("repeat.default", [rn(1, 80, 64), [16, 1, 4]], label="large")
+    # ---- _grouped_mm (transformers' MoE experts: input (S, K), weight (E, K, N)) ----
+    g = "_grouped_mm.default"
+    i32 = lambda *v: torch.tensor(v, dtype=torch.int32)
+    case(g, [rn(7, 8), rn(3, 16, 8).transpose(-2, -1), i32(2, 2, 7)],
+         label="2d x 3d, transposed weight view, empty group")
+    case(g, [rn(9, 8), rn(4, 8, 16), i32(1, 4, 8, 9)], label="2d x 3d, contiguous weight")
+    case(g, [rn(6, 12)[:, 4:], rn(2, 16, 8).transpose(-2, -1), i32(3, 6)], label="2d x 3d, row-strided input")
+    case(g, [rn(8, 8).t()[:6], rn(2, 8, 16), i32(3, 6)], label="2d x 3d, transposed input")
+    case(g, [rn(64, 32), rn(8, 48, 32).transpose(-2, -1), i32(5, 13, 20, 32, 40, 41, 60, 64)],
+         label="2d x 3d, Mixtral-like")
+    case(g, [rn(6, 8, dtype=torch.bfloat16), rn(3, 16, 8, dtype=torch.bfloat16).transpose(-2, -1),
+             i32(1, 5, 6)], label="2d x 3d bf16")
+    case(g, [rn(6, 8, dtype=torch.float16), rn(3, 8, 16, dtype=torch.float16), i32(0, 3, 6)],
+         label="2d x 3d f16")
+    case(g, [rn(3, 8, 8), rn(3, 8, 16)], label="3d x 3d (bmm)")
+    case(g, [rn(8, 16), rn(16, 8), i32(4, 16)], label="2d x 2d, groups over K")
+    case(g, [rn(3, 8, 8), rn(8, 16), i32(4, 8, 16)], label="3d x 2d, groups over N")
 
 
 def main():
@@ -813,7 +925,7 @@ def main():
     torch.manual_seed(20240611)
     torch.set_num_threads(1)
     for group in (views, copies, indexing, binary, unary, compare, fills, norms, matmuls,
-                  softmaxes, reductions, structure, attention, revision2, math3):
+                  softmaxes, reductions, structure, attention, revision2, math3, index3):
         group()
 
     names = ops_def_names()
