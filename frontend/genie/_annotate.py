@@ -25,7 +25,6 @@ from ._graph import HOST, MODALITIES, PHASES, RES_WEIGHT, WEIGHT
 _state = threading.local()
 _root_names = weakref.WeakKeyDictionary()     # root module -> {id(module): path}
 _root_info = weakref.WeakKeyDictionary()      # root module -> (phase, modality)
-_is_remote_root = weakref.WeakKeyDictionary()
 
 
 def _stack():
@@ -140,17 +139,17 @@ def _classify(root):
 
 
 def _root_is_remote(root, capturing):
+    """Whether `root` runs on remote_accelerator now.  Asked at every root
+    call, never remembered: a model run eagerly and then moved with
+    ``.to("remote_accelerator:0")`` (or back) changes its answer, and a stale
+    answer left every op of the moved model at the top level."""
     if capturing:
         return True
-    r = _is_remote_root.get(root)
-    if r is None:
-        from ._capture import RemoteTensor
-        p = next(iter(root.parameters()), None)
-        if p is None:
-            p = next(iter(root.buffers()), None)
-        r = isinstance(p, RemoteTensor)
-        _is_remote_root[root] = r
-    return r
+    from ._capture import RemoteTensor
+    p = next(iter(root.parameters()), None)
+    if p is None:
+        p = next(iter(root.buffers()), None)
+    return isinstance(p, RemoteTensor)
 
 
 _fingerprinted_at = weakref.WeakKeyDictionary()   # root module -> Value.host_epoch

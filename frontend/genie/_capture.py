@@ -18,8 +18,9 @@ import weakref
 
 import torch
 import torch.nn.functional as F
+from torch.utils.weak import WeakIdKeyDictionary
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_modes
 
 from . import _C
 from ._annotate import current_block, current_module_path, current_phase_modality
@@ -79,7 +80,9 @@ class RemoteTensor(torch.Tensor):
 
 # ---- capture mode -------------------------------------------------------------
 
-_lifted = weakref.WeakKeyDictionary()     # CPU tensor -> Value (capture mode)
+# Keyed by identity: a WeakKeyDictionary compares live keys with ==, which for
+# tensors is elementwise (a second lookup of one weight raised).
+_lifted = WeakIdKeyDictionary()     # CPU tensor -> Value (capture mode)
 _capture_depth = [0]
 
 
@@ -251,7 +254,11 @@ def _meta_outputs(func, args, kwargs):
         key, hit = None, None
     if hit is not None:
         return hit
-    meta_out = func(*tree_map(_to_meta, args), **tree_map(_to_meta, kwargs))
+    # Not through genie.capture()'s mode: an op captured outside the mode's own
+    # handler (SDPA, at torch-function level) would otherwise see its meta
+    # decomposition captured op by op.
+    with _disable_current_modes():
+        meta_out = func(*tree_map(_to_meta, args), **tree_map(_to_meta, kwargs))
     leaves, spec = tree_flatten(meta_out)
     res = (leaves, spec, [m for m in leaves if isinstance(m, torch.Tensor)])
     if key is not None:
@@ -431,6 +438,119 @@ def _h_same_size(func, args, kwargs, lift_cpu):
     return tuple(args[0].shape) == tuple(args[1].shape)
 
 
+# ---- factories and random numbers ---------------------------------------------
+#
+# Factories with device=remote_accelerator reach dispatch as themselves under
+# genie.capture() (a dispatch mode sees them before their decomposition), and
+# as empty + fill (or + an in-place random fill) outside it.  Constant ones land
+# on the executor's full/arange ops.  Random values are never drawn on the
+# executor: they are drawn on the driver by PyTorch's own CPU kernels with the
+# generator the program gave (the default CPU generator when none), so they are
+# exactly the values CPU PyTorch gives and the generator advances exactly as it
+# would on CPU; the drawn tensor travels as a HOST input of the program.
+
+def _factory_fill(func, args, kwargs):
+    name = func._schema.name.split("::", 1)[1]
+    if name == "ones":
+        return 1
+    if name == "full":
+        return args[1] if len(args) > 1 else kwargs["fill_value"]
+    if name == "scalar_tensor":
+        return args[0] if args else kwargs["s"]
+    return 0                    # zeros, empty, empty_strided
+
+
+def _h_factory(func, args, kwargs, lift_cpu):
+    meta = _meta_outputs(func, args, kwargs)[2][0]
+    fill = _factory_fill(func, args, kwargs)
+    if isinstance(fill, torch.Tensor):
+        fill = fill.item()
+    return _full_node(tuple(meta.shape), fill, meta.dtype)
+
+
+def _h_arange(func, args, kwargs, lift_cpu):
+    names = [a.name for a in func._schema.arguments]
+    given = dict(zip(names, args))
+    given.update(kwargs)
+    start, end, step = given.get("start", 0), given["end"], given.get("step", 1)
+    meta = _meta_outputs(func, args, kwargs)[2][0]
+    attrs = [start, end, step, ("d", code_of(meta.dtype, "arange")), None, None, None]
+    return _wrap(_emit("arange.start_step", [], attrs, [meta])[0])
+
+
+def _cpu_empty(x):
+    m = x._value.meta if isinstance(x, RemoteTensor) else x
+    return torch.empty_strided(m.shape, m.stride(), dtype=m.dtype)
+
+
+def _on_cpu(x, read):
+    """Argument `x` of a random op, as the CPU kernel takes it: the remote
+    device becomes the CPU; a remote tensor becomes its data when the op reads
+    it (bernoulli's p, normal's mean, multinomial's weights: one round trip),
+    else an empty CPU tensor of its metadata (randn_like's `self`)."""
+    if isinstance(x, torch.device) and x.type == DEVICE_TYPE:
+        return torch.device("cpu")
+    if isinstance(x, RemoteTensor):
+        return RUNTIME.materialize(x._value) if read else _cpu_empty(x)
+    return x
+
+
+def _draw(func, args, kwargs, read):
+    return func(*tree_map(lambda x: _on_cpu(x, read), args),
+                **tree_map(lambda x: _on_cpu(x, read), kwargs))
+
+
+def _h_random_fill(func, args, kwargs, lift_cpu):
+    """normal_, uniform_, random_, ... on a tensor: fill a CPU tensor of the
+    target's shape, dtype and strides with the same call, then rebind the
+    target to it."""
+    target = args[0]
+    if not isinstance(target, RemoteTensor):
+        # A CPU tensor under genie.capture(): the fill is CPU work, as without
+        # Genie; the tensor is lifted afresh at its next captured use.
+        _lifted.pop(target, None)
+        return func(*args, **kwargs)
+    _check_rebind(target, f"aten.{_key(func)}")
+    data = _cpu_empty(target)
+    _draw(func, (data,) + tuple(args[1:]), kwargs, read=True)
+    return _rebind(target, host_value(data, f"values drawn by aten.{_key(func)}"))
+
+
+def _h_random_factory(func, args, kwargs, lift_cpu):
+    """randn, rand, randint, randperm, normal, bernoulli, multinomial, the
+    *_like forms and their out= forms: the same call on the CPU, its result
+    sent as a HOST input."""
+    name = func._schema.name.split("::", 1)[1]
+    read = not name.endswith("_like")
+    out = kwargs.get("out")
+    if isinstance(out, RemoteTensor):
+        _check_rebind(out, f"aten.{_key(func)}")
+        kw = dict(kwargs)
+        kw["out"] = torch.empty(0, dtype=out.dtype)
+        data = _draw(func, args, kw, read)
+        v = host_value(data, f"values drawn by aten.{_key(func)}")
+        if tuple(out.shape) != tuple(data.shape):
+            out.data = _wrap(v)          # out= resizes, as on CPU (see _h_arange_out)
+        out._value = v
+        return out
+    data = _draw(func, args, kwargs, read)
+    return _wrap(host_value(data, f"values drawn by aten.{_key(func)}"))
+
+
+_RANDOM_FILLS = [aten.normal_.default, aten.uniform_.default, aten.random_.default,
+                 aten.random_.to, getattr(aten.random_, "from"), aten.exponential_.default,
+                 aten.bernoulli_.float, aten.bernoulli_.Tensor, aten.cauchy_.default,
+                 aten.log_normal_.default, aten.geometric_.default]
+_RANDOM_FACTORIES = [getattr(getattr(aten, n), o)
+                     for n in ("randn", "rand", "randint", "randn_like", "rand_like",
+                               "randint_like", "randperm", "normal", "bernoulli", "multinomial")
+                     for o in getattr(aten, n).overloads()]
+_CONST_FACTORIES = [aten.zeros.default, aten.ones.default, aten.full.default,
+                    aten.scalar_tensor.default, aten.empty.memory_format,
+                    aten.empty_strided.default]
+_ARANGES = [aten.arange.default, aten.arange.start, aten.arange.start_step]
+
+
 _SPECIAL = {
     aten._has_compatible_shallow_copy_type.default: _h_shallow_compat,
     aten.is_same_size.default: _h_same_size,
@@ -452,6 +572,10 @@ _SPECIAL = {
     aten.arange.out: _h_arange_out,
     aten.zero_.default: _h_zero_,
 }
+_SPECIAL.update({f: _h_random_fill for f in _RANDOM_FILLS})
+_SPECIAL.update({f: _h_random_factory for f in _RANDOM_FACTORIES})
+_SPECIAL.update({f: _h_factory for f in _CONST_FACTORIES})
+_SPECIAL.update({f: _h_arange for f in _ARANGES})
 
 
 def _inplace_functional(func):
