@@ -619,14 +619,31 @@ def _capture_sdpa(args, kwargs, lift_cpu):
     return _capture_op(func, (), kw, lift_cpu)
 
 
+def output_cache(output):
+    """The cache of a model output: ``cache`` in transformers 5.x (reading
+    the old name, ``past_key_values``, prints a deprecation warning there),
+    ``past_key_values`` before."""
+    if output is None:
+        return None
+    fields = getattr(output, "__dataclass_fields__", {})
+    if "cache" in fields:
+        return getattr(output, "cache", None)
+    return getattr(output, "past_key_values", None)
+
+
 def mark_kv_outputs(output):
     """Tag the KV tensors of a model output's cache as stateful KV cache."""
-    for t in cache_tensors(getattr(output, "past_key_values", None)):
+    for t in cache_tensors(output_cache(output)):
         t._value.residency = RES_KV
 
 
 def cache_tensors(cache):
-    """The RemoteTensors of a transformers cache (DynamicCache or legacy tuples)."""
+    """The RemoteTensors of a transformers cache, two per layer (keys, values)
+    in layer order: a DynamicCache's layers (DynamicLayer, and the
+    DynamicSlidingWindowLayer of sliding-window models, whose tensors hold the
+    last window - 1 positions), or legacy tuples.  Shapes are
+    (B, num_key_value_heads, S, head_dim): grouped-query models cache fewer
+    heads than they attend with."""
     if cache is None:
         return []
     layers = getattr(cache, "layers", None)
@@ -644,4 +661,4 @@ def cache_tensors(cache):
 # SDPA is captured at torch-function level; the ATen-level dispatch of a
 # RemoteTensor never reaches the math decomposition.
 __all__ = ["RemoteTensor", "capture", "capturing", "dispatch", "host_value", "lifted_value",
-           "mark_kv_outputs"]
+           "mark_kv_outputs", "output_cache"]

@@ -147,12 +147,16 @@ def model_fingerprint(model):
     return int.from_bytes(h.digest(), "little")
 
 
-def stream_key(model_fp, prompt, do_sample, seed, temperature, top_k, eos_token_id):
-    """What ties a checkpointed session to a prompt of a later job."""
+def stream_key(model_fp, prompt, do_sample, seed, temperature, top_k, eos_token_id, extra=None):
+    """What ties a checkpointed session to a prompt of a later job.  extra:
+    settings added later (top_p, pad id, attention mask, ...), only those
+    that differ from their defaults, so that older keys stay what they were."""
     h = hashlib.blake2b(digest_size=8)
     h.update(model_fp.to_bytes(8, "little"))
-    h.update(json.dumps([list(prompt.shape), bool(do_sample), seed, float(temperature),
-                         top_k, eos_token_id]).encode())
+    fields = [list(prompt.shape), bool(do_sample), seed, float(temperature), top_k, eos_token_id]
+    if extra:
+        fields.append(extra)
+    h.update(json.dumps(fields, sort_keys=True).encode())
     h.update(prompt.to(torch.int64).contiguous().numpy().tobytes())
     return int.from_bytes(h.digest(), "little") or 1
 
