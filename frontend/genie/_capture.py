@@ -246,6 +246,21 @@ def _sig(x):
     return (type(x), x)     # type first: True and 1 promote differently
 
 
+def _grouped_mm_meta(mat_a, mat_b, offs=None, bias=None, out_dtype=None):
+    """Output metadata of aten._grouped_mm.  PyTorch's meta kernel enforces the
+    CUDA kernel's rule (bf16 operands only); the CPU kernel, whose semantics
+    the executor follows, takes any float dtype and returns out_dtype or the
+    operands' dtype.  The shape rule is the same: computed on bf16 metas."""
+    bf = [None if t is None else t.to(torch.bfloat16) for t in (mat_a, mat_b, bias)]
+    out = aten._grouped_mm.default(bf[0], bf[1], offs, bf[2])
+    return out.to(out_dtype or mat_a.dtype)
+
+
+# Ops whose meta kernel describes another device's constraints, not the
+# executor's (which follows PyTorch's CPU kernels).
+_META_RULES = {aten._grouped_mm.default: _grouped_mm_meta}
+
+
 def _meta_outputs(func, args, kwargs):
     try:
         key = (func, _sig(args), tuple((k, _sig(v)) for k, v in kwargs.items()))
@@ -258,7 +273,8 @@ def _meta_outputs(func, args, kwargs):
     # handler (SDPA, at torch-function level) would otherwise see its meta
     # decomposition captured op by op.
     with _disable_current_modes():
-        meta_out = func(*tree_map(_to_meta, args), **tree_map(_to_meta, kwargs))
+        meta_out = _META_RULES.get(func, func)(*tree_map(_to_meta, args),
+                                               **tree_map(_to_meta, kwargs))
     leaves, spec = tree_flatten(meta_out)
     res = (leaves, spec, [m for m in leaves if isinstance(m, torch.Tensor)])
     if key is not None:

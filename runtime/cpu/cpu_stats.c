@@ -10,6 +10,11 @@
  * so an element near a bin edge lands in the same bin as in PyTorch.  Mixtral's
  * router uses it to count tokens per expert.
  *
+ * Integer inputs (i32, i64) follow PyTorch's CUDA kernel, since the CPU one
+ * refuses them and transformers passes integer expert ids on every device but
+ * the CPU: min and max are truncated to integers and the bin is
+ * (x - min) * bins / (max - min) in integer arithmetic.
+ *
  * Legend: N = numel of the input, B = bins.
  */
 #include "cpu_internal.h"
@@ -26,6 +31,60 @@ static double in_dtype(double v, genie_dtype_t dt)
     case GENIE_BF16: return genie_bf16_to_f32(genie_f32_to_bf16((float)v));
     default:         return (float)v;
     }
+}
+
+/* histc of an i32/i64 tensor (the CUDA kernel's rule, see the top of the
+ * file): out (bins) of x's dtype; lo/hi already checked finite, lo <= hi. */
+static genie_status_t histc_int(const genie_op_call_t *c, const genie_tensor_t *x,
+                                int64_t bins, double lo_f, double hi_f)
+{
+    genie_tensor_t *out = &c->out[0], xc = { 0 };
+    int64_t lo = genie_cpu_f64_to_i64(lo_f), hi = genie_cpu_f64_to_i64(hi_f), n, *counts;
+    const void *xb;
+    genie_status_t st = genie_cpu_contiguous(c, x, genie_cpu_threads(c), &xc);
+
+    if (st != GENIE_OK) {
+        return st;
+    }
+    n = genie_tensor_numel(&xc);
+    xb = genie_tensor_data(&xc);
+    if (lo == hi && n > 0) {
+        lo = INT64_MAX;
+        hi = INT64_MIN;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t v = genie_cpu_get_i64(xb, xc.dtype, i);
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+    }
+    if (lo == hi) {
+        lo = lo > INT64_MIN ? lo - 1 : lo;
+        hi = hi < INT64_MAX ? hi + 1 : hi;
+    }
+    counts = calloc((size_t)bins, sizeof(int64_t));
+    if (counts == NULL) {
+        genie_tensor_release(&xc);
+        return genie_set_error(GENIE_ERR_NOMEM, "%s: out of memory for %lld bins",
+                               genie_cpu_opname(c), (long long)bins);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        int64_t v = genie_cpu_get_i64(xb, xc.dtype, i), pos;
+        if (v < lo || v > hi) {
+            continue;
+        }
+        /* In unsigned 128-bit-free form: (v - lo) and (hi - lo) fit in u64;
+         * the product is done in long double to keep huge ranges from
+         * wrapping (exact for the small ranges bins are used with). */
+        pos = (int64_t)((long double)((uint64_t)v - (uint64_t)lo) * (long double)bins /
+                        (long double)((uint64_t)hi - (uint64_t)lo));
+        counts[pos >= bins ? bins - 1 : pos]++;
+    }
+    for (int64_t b = 0; b < bins; b++) {
+        genie_store_from_f64(genie_tensor_data(out), out->dtype, b, (double)counts[b]);
+    }
+    free(counts);
+    genie_tensor_release(&xc);
+    return GENIE_OK;
 }
 
 /* histc(self, bins=100, min=0, max=0): out (bins) of self's dtype. */
@@ -51,9 +110,10 @@ genie_status_t genie_cpu_op_histc(const genie_op_call_t *c)
         return st;
     }
     x = c->in[0];
-    if (!genie_dtype_is_float(x->dtype) || out->dtype != x->dtype) {
-        return genie_set_error(GENIE_ERR_DTYPE, "%s: needs a floating input and an output of "
-                               "the same dtype, got %s -> %s", genie_cpu_opname(c),
+    int is_int = x->dtype == GENIE_I64 || x->dtype == GENIE_I32;
+    if (!(genie_dtype_is_float(x->dtype) || is_int) || out->dtype != x->dtype) {
+        return genie_set_error(GENIE_ERR_DTYPE, "%s: needs a floating or i32/i64 input and an "
+                               "output of the same dtype, got %s -> %s", genie_cpu_opname(c),
                                genie_dtype_name(x->dtype), genie_dtype_name(out->dtype));
     }
     if (bins <= 0) {
@@ -71,6 +131,9 @@ genie_status_t genie_cpu_op_histc(const genie_op_call_t *c)
     if (lo > hi) {
         return genie_set_error(GENIE_ERR_INVALID, "%s: max %g must be larger than min %g",
                                genie_cpu_opname(c), hi, lo);
+    }
+    if (is_int) {
+        return histc_int(c, x, bins, lo, hi);
     }
     st = genie_cpu_contiguous(c, x, genie_cpu_threads(c), &xc);
     if (st != GENIE_OK) {

@@ -227,10 +227,14 @@ def enc_slot(t, present=1):
 CASES = []
 
 
-def case(name, args, kwargs=None, label="", tol=None, skip_outputs=()):
+def case(name, args, kwargs=None, label="", tol=None, skip_outputs=(), expect=None):
+    """One call of ATen overload `name`.  The expected outputs are what the
+    real op returns, except where `expect` gives them: only for a dtype that
+    PyTorch's CPU kernel refuses but the op accepts on another device (the
+    case then says which kernel's rule `expect` computes)."""
     kwargs = kwargs or {}
     inputs, attrs = to_node(name, args, kwargs)
-    result = overload(name)(*args, **kwargs)
+    result = expect if expect is not None else overload(name)(*args, **kwargs)
     outs = list(result) if isinstance(result, (tuple, list)) else [result]
     outs = [o.detach().contiguous().clone() for o in outs]
     if tol is None:
@@ -856,6 +860,20 @@ def index3():
     nanx = rn(20)
     nanx[3] = float("nan")
     case("histc.default", [nanx, 4, -1, 1], label="NaN ignored in a given range")
+    # Integer input: the CPU kernel refuses it; PyTorch's CUDA kernel (and
+    # transformers' Mixtral on any non-CPU device) takes it, with min/max
+    # truncated to the input type and the bin computed in integer arithmetic:
+    # (x - min) * bins / (max - min), the top edge folded into the last bin.
+    for dt in (torch.int32, torch.int64):
+        x = ri(-3, 12, 60).to(dt)
+        for bins, lo, hi in ((8, 0, 7), (5, -2, 9), (3, 0, 0)):
+            lo_i, hi_i = (int(x.min()), int(x.max())) if lo == hi else (lo, hi)
+            want = torch.zeros(bins, dtype=dt)
+            for v in x.tolist():
+                if lo_i <= v <= hi_i:
+                    want[min((v - lo_i) * bins // (hi_i - lo_i), bins - 1)] += 1
+            case("histc.default", [x, bins, lo, hi], label=f"{dt} (CUDA kernel's rule)",
+                 expect=want)
     # ---- index_put ----
     ip = "index_put.default"
     y = rn(5, 6, 7)
