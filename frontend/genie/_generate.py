@@ -525,8 +525,11 @@ def _forward(g, s, j, step_input):
 def _capture_step(g, s):
     """Capture one step of session `s` and submit it (one request)."""
     # The next input is a view of the previous token, captured here so it
-    # belongs to this session's request.
-    step_input = s.ids if s.step == 0 else s.nxt[:, None]
+    # belongs to this session's request, and inside the step's phase so the
+    # view is a decode node (outside, the causal LM's own phase, prefill,
+    # would annotate it and a decode slice would run prefill work).
+    with phase("llm_prefill" if s.step == 0 else "llm_decode"):
+        step_input = s.ids if s.step == 0 else s.nxt[:, None]
     s.ids = None
     logits = _forward(g, s, s.step, step_input)
     g.vocab = logits.shape[-1]

@@ -757,8 +757,12 @@ static void test_builder_rejects(void **state)
                        (shps_), (ph_), GENIE_MOD_NONE, GENIE_RES_EPHEMERAL_ACTIVATION, (path_), \
                        ids)
     genie_clear_error();
-    expect_error(NODE_CALL(GENIE_OP_COUNT, in, 2, NULL, 0, 1, &dt, &nd, &shp,
-                           GENIE_PHASE_FORWARD, ""), GENIE_ERR_INVALID, "op 92");
+    {
+        char want[32];   /* the first op number past the table, whatever ops.def holds */
+        snprintf(want, sizeof(want), "op %d", (int)GENIE_OP_COUNT);
+        expect_error(NODE_CALL(GENIE_OP_COUNT, in, 2, NULL, 0, 1, &dt, &nd, &shp,
+                               GENIE_PHASE_FORWARD, ""), GENIE_ERR_INVALID, want);
+    }
     expect_error(NODE_CALL(GENIE_OP_MM, in, 2, NULL, 0, 1, &dt, &nd, &shp,
                            GENIE_PHASE_COUNT, ""), GENIE_ERR_INVALID, "phase 8");
     expect_error(genie_srg_add_node(g, GENIE_OP_MM, in, 2, NULL, 0, 1, &dt, &nd, &shp,
@@ -1737,7 +1741,7 @@ static void test_rejects(void **state)
         { "name length 2^32-1", e_name_len_max, GENIE_ERR_CORRUPT, "max 4096" },
         { "name too long", e_name_long, GENIE_ERR_CORRUPT, "max 4096" },
         { "NUL in name", e_name_nul, GENIE_ERR_CORRUPT, "value 7 name contains a NUL" },
-        { "op 92", e_op, GENIE_ERR_CORRUPT, "node 1: op 92 not in ops revision of this graph" },
+        { "op count", e_op, GENIE_ERR_CORRUPT, "not in ops revision of this graph" },
         { "op 78 in revision 1", e_op_rev1, GENIE_ERR_CORRUPT, "op 78 not in ops revision of this graph (78 ops)" },
         { "op 65535", e_op_ffff, GENIE_ERR_CORRUPT, "op 65535" },
         { "phase 8", e_phase, GENIE_ERR_CORRUPT, "phase 8" },
